@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
+from tui.settings import ConfigError
 
 # Exit codes are an API (README "Exit codes"): keep them stable.
 EXIT_OK = 0
@@ -19,6 +20,7 @@ EXIT_NOT_FOUND = 4
 # Each module exposes register(subparsers, parents); order is the order of `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.locate",
+    "tui.commands.config",
     "tui.emulator.cli",
 )
 
@@ -68,5 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(args)
     try:
         return int(handler(args))
+    except ConfigError as exc:
+        print(f"batchtop: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.core.models import BatchSnapshot, Outcome, RequestCounts, parse_time
+from tui.core.models import BatchSnapshot, Outcome, RequestCounts, format_time, parse_time
 
 ENDED_WITH_ERRORS = {
     "id": "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d",
@@ -60,5 +60,6 @@ def test_empty_counts_have_zero_error_rate() -> None:
 
 @given(st.datetimes(timezones=st.just(UTC)))
 def test_parse_time_round_trips(moment: datetime) -> None:
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = format_time(moment)
+    assert text is not None and text.endswith("Z")
     assert parse_time(text) == moment

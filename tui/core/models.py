@@ -44,7 +44,7 @@ def format_time(value: datetime | None) -> str | None:
     """Format a datetime the way the API does: RFC 3339, microseconds, ``Z``."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,217 @@
+"""Parsing of results lines into index records, and the line splitter."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui.core.errors import RetryClass
+from tui.core.results import (
+    ERROR_MESSAGE_CHARS,
+    MALFORMED,
+    DownloadProgress,
+    IndexRow,
+    LineRecord,
+    LineSplitter,
+    StoreStatus,
+    missing_ids,
+    parse_line,
+    truncate_message,
+)
+
+
+def succeeded(custom_id: str = "req-1", **usage: Any) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "result": {
+            "type": "succeeded",
+            "message": {
+                "id": "msg_01",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": "Hello"}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 11, "output_tokens": 36, **usage},
+            },
+        },
+    }
+
+
+def errored(custom_id: str, error_type: str, message: str = "boom") -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "result": {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": {"type": error_type, "message": message},
+                "request_id": None,
+            },
+        },
+    }
+
+
+def line(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def test_succeeded_line_keeps_model_stop_reason_and_usage() -> None:
+    record = parse_line(
+        line(
+            succeeded(
+                "row-42",
+                cache_creation_input_tokens=5,
+                cache_read_input_tokens=7,
+                service_tier="batch",
+            )
+        )
+    )
+    assert record == LineRecord(
+        "row-42", "succeeded", None, None, "end_turn", "claude-sonnet-4-5", 11, 36, 5, 7, "batch"
+    )
+
+
+def test_errored_line_takes_the_nested_error_type_not_the_envelope() -> None:
+    record = parse_line(line(errored("a", "overloaded_error", "Overloaded")))
+    assert record.type == "errored"
+    assert record.error_type == "overloaded_error"  # never the envelope's "error"
+    assert record.error_message == "Overloaded"
+
+
+def test_errored_line_without_inner_error_has_no_error_type() -> None:
+    obj = {"custom_id": "a", "result": {"type": "errored", "error": {"type": "error"}}}
+    record = parse_line(line(obj))
+    assert (record.type, record.error_type, record.error_message) == ("errored", None, None)
+
+
+def test_canceled_expired_and_unknown_types_are_kept_as_is() -> None:
+    for kind in ("canceled", "expired", "weird"):
+        record = parse_line(line({"custom_id": "x", "result": {"type": kind}}))
+        assert record == LineRecord("x", kind)
+
+
+def test_long_error_messages_are_truncated() -> None:
+    record = parse_line(line(errored("a", "invalid_request_error", "x" * 5000)))
+    assert record.error_message is not None
+    assert len(record.error_message) == ERROR_MESSAGE_CHARS
+    assert record.error_message.endswith("…")
+    assert truncate_message("short") == "short"
+    assert truncate_message(None) is None
+
+
+def test_odd_usage_values_are_dropped_not_trusted() -> None:
+    obj = succeeded("a")
+    obj["result"]["message"]["usage"] = {"input_tokens": True, "output_tokens": "9"}
+    record = parse_line(line(obj))
+    assert record.input_tokens is None
+    assert record.output_tokens is None
+
+
+def test_malformed_lines_become_malformed_records() -> None:
+    cases = [
+        b'{"custom_id":"cut-7","result":{"type":"succ',
+        b"not json at all",
+        b"[1, 2]",
+        b'{"custom_id": 5, "result": {"type": "succeeded"}}',
+        b'{"custom_id": "a", "result": "succeeded"}',
+        b'{"custom_id": "a", "result": {"type": 3}}',
+        b'{"custom_id": "a", "result": {"type": ""}}',
+    ]
+    records = [parse_line(case) for case in cases]
+    assert all(r.type == MALFORMED for r in records)
+    assert records[0].custom_id == "cut-7"  # salvaged from the broken line
+    assert records[1].custom_id == ""
+
+
+def test_crlf_line_parses() -> None:
+    assert parse_line(line(succeeded("a")) + b"\r").type == "succeeded"
+
+
+def test_splitter_offsets_point_at_the_lines() -> None:
+    data = b'{"a":1}\n\n{"b":2}\r\n  \n{"c":3}'
+    splitter = LineSplitter()
+    out = splitter.feed(data[:5]) + splitter.feed(data[5:12])
+    assert splitter.pending > 0
+    out += splitter.feed(data[12:]) + splitter.flush()
+    assert [line for _, line in out] == [b'{"a":1}', b'{"b":2}\r', b'{"c":3}']
+    for offset, text in out:
+        assert data[offset : offset + len(text)] == text
+    assert splitter.flush() == []
+
+
+lines_strategy = st.lists(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x") or b"y"), max_size=40
+)
+
+
+@given(lines=lines_strategy, cuts=st.lists(st.integers(0, 2000), max_size=20), final=st.booleans())
+def test_splitter_is_independent_of_chunk_boundaries(
+    lines: list[bytes], cuts: list[int], final: bool
+) -> None:
+    data = b"\n".join(lines) + (b"\n" if final and lines else b"")
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    splitter = LineSplitter()
+    out: list[tuple[int, bytes]] = []
+    for start, end in itertools.pairwise(bounds):
+        out += splitter.feed(data[start:end])
+    out += splitter.flush()
+    expected = [ln for ln in lines if not ln.isspace()]
+    assert [text for _, text in out] == expected
+    assert all(data[o : o + len(t)] == t for o, t in out)
+
+
+def row(**kw: Any) -> IndexRow:
+    base: dict[str, Any] = dict(
+        seq=0,
+        custom_id="a",
+        type="succeeded",
+        error_type=None,
+        error_message=None,
+        stop_reason=None,
+        model=None,
+        input_tokens=None,
+        output_tokens=None,
+        cache_creation_input_tokens=None,
+        cache_read_input_tokens=None,
+        service_tier=None,
+        offset=0,
+        length=1,
+    )
+    base.update(kw)
+    return IndexRow(**base)
+
+
+def test_index_row_classifies_on_the_nested_type() -> None:
+    assert row(type="errored", error_type="overloaded_error").retry_class is RetryClass.RETRYABLE
+    assert row(type="errored", error_type="invalid_request_error").retry_class is (
+        RetryClass.PERMANENT
+    )
+    assert row(type="errored", error_type="error").retry_class is RetryClass.UNKNOWN
+    assert row(type="expired").retry_class is RetryClass.RETRYABLE
+    assert row(type="malformed").retry_class is RetryClass.UNKNOWN
+    assert not row(type="weird").is_known_type
+
+
+def test_total_input_tokens_adds_cache_tokens() -> None:
+    r = row(input_tokens=10, cache_creation_input_tokens=5, cache_read_input_tokens=100)
+    assert r.total_input_tokens == 115
+    assert row().total_input_tokens is None
+
+
+def test_status_and_progress_arithmetic() -> None:
+    status = StoreStatus("b", complete=False, expected=10, lines=7, bytes=100)
+    assert status.missing == 3
+    assert StoreStatus("b", True, 10, 12, 0).missing == 0
+    assert DownloadProgress("b", 1, 5, 50, 10).fraction == 0.5
+    assert DownloadProgress("b", 1, 5, 50, 0).fraction == 0.0
+
+
+def test_missing_ids_keeps_submission_order_once() -> None:
+    assert missing_ids(["c", "a", "b", "c", "d"], {"a"}) == ["c", "b", "d"]
+    assert missing_ids([], {"a"}) == []

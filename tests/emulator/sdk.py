@@ -1,0 +1,56 @@
+"""Helpers shared by the emulator tests: SDK clients, request bodies, raw HTTP access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import anthropic
+import orjson
+
+KEY = "test-key"
+HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+
+
+def async_client(url: str, retries: int = 0) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(api_key=KEY, base_url=url, max_retries=retries,
+                                    _strict_response_validation=True)
+
+
+def sync_client(url: str, retries: int = 0) -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=retries,
+                               _strict_response_validation=True)
+
+
+def params(prompt: str = "Summarise this invoice.", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "claude-sonnet-4-6", "max_tokens": 512,
+                            "messages": [{"role": "user", "content": prompt}]}
+    body.update(extra)
+    return body
+
+
+def requests(count: int, prefix: str = "row", **extra: Any) -> list[dict[str, Any]]:
+    return [{"custom_id": f"{prefix}-{n:04d}", "params": params(f"prompt {n}", **extra)}
+            for n in range(count)]
+
+
+async def raw(method: str, url: str, *, headers: dict[str, str] | None = None,
+              body: Any = None) -> tuple[int, dict[str, str], bytes]:
+    """One request without the SDK: status, headers (lower-cased names) and body bytes."""
+    data = orjson.dumps(body) if body is not None else None
+    sent = HEADERS if headers is None else headers
+    if data is not None:
+        sent = {**sent, "content-type": "application/json"}
+    async with aiohttp.ClientSession() as session, session.request(
+            method, url, headers=sent, data=data) as response:
+        payload = await response.read()
+        return response.status, {k.lower(): v for k, v in response.headers.items()}, payload
+
+
+async def results_lines(url: str) -> list[bytes]:
+    """The raw lines of a results stream (each without its newline)."""
+    status, headers, payload = await raw("GET", url)
+    assert status == 200, payload
+    assert headers["content-type"].startswith("application/x-jsonl")
+    assert payload.endswith(b"\n")
+    return payload[:-1].split(b"\n")

@@ -1,0 +1,324 @@
+"""The results store: ingest, index, queries, integrity, and downloads through the real SDK."""
+
+from __future__ import annotations
+
+import itertools
+import stat
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tui.core.errors import RetryClass
+from tui.core.results import MALFORMED, LineRecord, UsageTotals, parse_line
+from tui.service.results_store import ResultsStore, raw_file_name, workspace_key
+
+BATCH = "msgbatch_01TESTTESTTESTTESTTESTTEST"
+ERROR_TYPES = ("overloaded_error", "invalid_request_error", "rate_limit_error", "api_error")
+
+
+def result_line(i: int, kind: str, *, error_type: str = "api_error", tokens: int = 10) -> bytes:
+    custom_id = f"req_{i:05d}"
+    if kind == "succeeded":
+        body: dict[str, Any] = {
+            "type": "succeeded",
+            "message": {
+                "id": f"msg_{i}",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-haiku-4-5" if i % 2 else "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": "ok " * (i % 7)}],
+                "stop_reason": "max_tokens" if i % 5 == 0 else "end_turn",
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": tokens,
+                    "output_tokens": 2 * tokens,
+                    "cache_creation_input_tokens": 1,
+                    "cache_read_input_tokens": 3,
+                    "service_tier": "batch",
+                },
+            },
+        }
+    elif kind == "errored":
+        body = {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": {"type": error_type, "message": f"{error_type} happened"},
+                "request_id": None,
+            },
+        }
+    elif kind == "malformed":
+        return f'{{"custom_id":"{custom_id}","result":{{"type":"succ'.encode()
+    else:
+        body = {"type": kind}
+    return orjson.dumps({"custom_id": custom_id, "result": body})
+
+
+KINDS = ("succeeded", "errored", "canceled", "expired", "mystery", "malformed")
+
+
+def make_lines(kinds: list[str]) -> list[bytes]:
+    return [
+        result_line(i, kind, error_type=ERROR_TYPES[i % len(ERROR_TYPES)])
+        for i, kind in enumerate(kinds)
+    ]
+
+
+def chunks_of(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultsStore:
+    return ResultsStore(tmp_path / "results", "ws-test", retry_delay=0.0, feed_bytes=2048)
+
+
+def filled(store: ResultsStore, kinds: list[str], batch_id: str = BATCH) -> list[bytes]:
+    lines = make_lines(kinds)
+    store.ingest(batch_id, [b"\n".join(lines) + b"\n"])
+    return lines
+
+
+MIXED = ["succeeded"] * 12 + ["errored"] * 8 + ["canceled", "expired", "expired", "mystery"]
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kinds=st.lists(st.sampled_from(KINDS), max_size=60),
+    cuts=st.lists(st.integers(0, 20_000), max_size=12),
+    crlf=st.booleans(),
+)
+def test_index_equals_the_parsed_lines_whatever_the_chunks(
+    tmp_path: Path, kinds: list[str], cuts: list[int], crlf: bool
+) -> None:
+    store = ResultsStore(tmp_path / "r", "ws")
+    lines = make_lines(kinds)
+    eol = b"\r\n" if crlf else b"\n"
+    data = b"".join(line + eol for line in lines)
+    status = store.ingest(
+        BATCH, chunks_of(data, cuts), expected=len(lines) - kinds.count("malformed")
+    )
+
+    rows = store.query(BATCH)
+    expected = [parse_line(line) for line in lines]
+    assert [LineRecord(*_record_fields(r)) for r in rows] == expected
+    assert status.complete
+    assert (status.lines, status.bytes) == (len(lines), len(data))
+    assert status.malformed == kinds.count("malformed")
+    assert status.unknown == kinds.count("mystery")
+    assert store.type_counts(BATCH) == dict(Counter(kinds))
+    assert b"".join(store.iter_raw(BATCH)) == data  # a CR stays part of its line
+    for r in rows[:5]:
+        assert store.read_raw(BATCH, r.seq).rstrip(b"\r") == lines[r.seq]
+    store.close()
+
+
+def _record_fields(row: Any) -> tuple[Any, ...]:
+    return (
+        row.custom_id,
+        row.type,
+        row.error_type,
+        row.error_message,
+        row.stop_reason,
+        row.model,
+        row.input_tokens,
+        row.output_tokens,
+        row.cache_creation_input_tokens,
+        row.cache_read_input_tokens,
+        row.service_tier,
+    )
+
+
+def test_raw_file_is_byte_exact_and_offsets_point_into_it(store: ResultsStore) -> None:
+    data = b"\n".join(make_lines(MIXED)) + b"\n"
+    store.ingest(BATCH, [data[:100], data[100:]])
+    assert store.raw_path(BATCH).read_bytes() == data
+    for r in store.query(BATCH):
+        assert data[r.offset : r.offset + r.length] == store.read_raw(BATCH, r.seq)
+    with pytest.raises(KeyError):
+        store.read_raw(BATCH, 10_000)
+
+
+def test_last_line_without_newline_is_indexed(store: ResultsStore) -> None:
+    data = b"\n".join(make_lines(["succeeded", "expired"]))
+    status = store.ingest(BATCH, [data], expected=2)
+    assert status.complete
+    assert [r.type for r in store.query(BATCH)] == ["succeeded", "expired"]
+
+
+def test_short_stream_is_not_complete_and_says_what_is_missing(store: ResultsStore) -> None:
+    status = store.ingest(BATCH, [b"\n".join(make_lines(["succeeded"] * 3))], expected=5)
+    assert not status.complete
+    assert status.missing == 2
+
+
+def test_malformed_lines_are_counted_and_kept(store: ResultsStore) -> None:
+    lines = make_lines(["succeeded", "malformed", "succeeded"])
+    status = store.ingest(BATCH, [b"\n".join(lines)], expected=2)
+    assert status.complete and status.malformed == 1 and status.lines == 3
+    assert status.missing == 0
+    short = store.ingest(BATCH, [b"\n".join(lines)], expected=3)
+    assert not short.complete and short.missing == 1
+    (bad,) = store.query(BATCH, types={MALFORMED})
+    assert bad.custom_id == "req_00001"
+    assert store.read_raw(BATCH, bad.seq) == lines[1]
+
+
+def test_ingest_again_replaces_the_batch(store: ResultsStore) -> None:
+    filled(store, ["succeeded"] * 10)
+    filled(store, ["expired"] * 3)
+    assert store.type_counts(BATCH) == {"expired": 3}
+    assert store.raw_path(BATCH).stat().st_size == store.status(BATCH).bytes  # type: ignore[union-attr]
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def test_filters_by_type_error_type_and_retry_class(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    assert store.count(BATCH) == len(MIXED)
+    assert store.count(BATCH, types={"errored", "expired"}) == 10
+    assert store.count(BATCH, types=set()) == 0
+    overloaded = store.query(BATCH, error_type="overloaded_error")
+    assert overloaded and {r.error_type for r in overloaded} == {"overloaded_error"}
+    retryable = store.query(BATCH, retry_classes={RetryClass.RETRYABLE})
+    assert {r.retry_class for r in retryable} == {RetryClass.RETRYABLE}
+    assert {r.type for r in retryable} == {"errored", "expired"}
+    assert store.count(BATCH, retry_classes={"permanent"}) == 2
+
+
+def test_search_substring_is_literal_and_case_insensitive(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    assert [r.custom_id for r in store.query(BATCH, search="REQ_0001")] == [
+        f"req_{i:05d}" for i in range(10, 20)
+    ]
+    # "_" and "%" are not wildcards.
+    assert store.count(BATCH, search="req%") == 0
+    assert store.count(BATCH, search="q_0") == len(MIXED)
+    assert store.count(BATCH, search="q-0") == 0
+
+
+def test_search_regex_and_invert(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    assert store.count(BATCH, search="re:[02468]$") == 12
+    assert store.count(BATCH, search="[02468]$", regex=True) == 12
+    assert store.count(BATCH, search="re:[02468]$", invert=True) == 12
+    assert store.count(BATCH, search="0001", invert=True) == len(MIXED) - 11
+    with pytest.raises(ValueError, match="regular expression"):
+        store.count(BATCH, search="re:(")
+
+
+def test_order_limit_offset_and_row_ids(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    top = store.query(BATCH, order_by="output_tokens", descending=True, limit=3)
+    assert len(top) == 3
+    assert top[0].output_tokens == 20
+    ids = store.row_ids(BATCH, order_by="custom_id", descending=True)
+    assert ids == list(range(len(MIXED) - 1, -1, -1))
+    page = store.rows_by_seq(BATCH, [*ids[5:8], 9999])
+    assert [r.seq for r in page] == ids[5:8]
+    assert store.query(BATCH, limit=2, offset=3) == store.rows_by_seq(BATCH, [3, 4])
+    assert store.row_ids(BATCH, types={"expired"}) == [21, 22]
+    with pytest.raises(ValueError):
+        store.query(BATCH, order_by="seq; DROP TABLE results")
+
+
+def test_iter_raw_exports_a_filtered_view(store: ResultsStore) -> None:
+    lines = filled(store, MIXED)
+    out = list(store.iter_raw(BATCH, types={"expired"}))
+    assert out == [lines[21] + b"\n", lines[22] + b"\n"]
+    backwards = list(store.iter_raw(BATCH, descending=True))
+    assert backwards[0] == lines[-1] + b"\n"
+
+
+def test_error_summary_groups_and_classifies(store: ResultsStore) -> None:
+    filled(store, [*MIXED, "malformed"])
+    groups = {(g.result_type, g.error_type): g for g in store.error_summary(BATCH)}
+    assert ("succeeded", None) not in groups and ("canceled", "canceled") not in groups
+    assert groups[("expired", "expired")].count == 2
+    assert groups[("expired", "expired")].retry_class is RetryClass.RETRYABLE
+    assert groups[("errored", "invalid_request_error")].retry_class is RetryClass.PERMANENT
+    assert groups[("errored", "invalid_request_error")].message == "invalid_request_error happened"
+    assert groups[("mystery", "mystery")].retry_class is RetryClass.UNKNOWN
+    assert groups[("malformed", "malformed")].count == 1
+    assert sum(g.count for g in groups.values()) == 8 + 2 + 1 + 1
+
+
+def test_usage_totals_per_model(store: ResultsStore) -> None:
+    filled(store, ["succeeded"] * 4 + ["errored"])
+    assert store.usage_totals(BATCH) == {
+        "claude-haiku-4-5": UsageTotals(2, 20, 40, 2, 6),
+        "claude-sonnet-4-5": UsageTotals(2, 20, 40, 2, 6),
+    }
+
+
+def test_missing_custom_ids(store: ResultsStore) -> None:
+    filled(store, ["succeeded"] * 3 + ["malformed"])
+    submitted = [f"req_{i:05d}" for i in range(6)]
+    # req_00003 came back only as a malformed line: no usable result, so it is missing.
+    assert store.missing_custom_ids(BATCH, submitted) == ["req_00003", "req_00004", "req_00005"]
+
+
+def test_batches_are_kept_apart(store: ResultsStore) -> None:
+    filled(store, ["succeeded"] * 3, batch_id="msgbatch_a")
+    filled(store, ["expired"] * 2, batch_id="msgbatch_b")
+    assert store.type_counts("msgbatch_a") == {"succeeded": 3}
+    assert store.type_counts("msgbatch_b") == {"expired": 2}
+    assert store.batch_ids() == ["msgbatch_a", "msgbatch_b"]
+    store.forget("msgbatch_a")
+    assert store.status("msgbatch_a") is None
+    assert not store.raw_path("msgbatch_a").exists()
+    assert store.count("msgbatch_b") == 2
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def test_files_are_private_and_reopen_reads_the_disk(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    first = ResultsStore(root, "ws")
+    filled(first, MIXED)
+    first.close()
+    directory = root / "ws"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for path in directory.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    again = ResultsStore(root, "ws")
+    status = again.status(BATCH)
+    assert status is not None and status.complete and status.lines == len(MIXED)
+    assert again.count(BATCH, types={"errored"}) == 8
+
+
+def test_a_raw_file_cut_short_on_disk_is_no_longer_complete(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    path = store.raw_path(BATCH)
+    path.write_bytes(path.read_bytes()[:-10])
+    status = store.status(BATCH)
+    assert status is not None and not status.complete
+
+
+def test_workspace_key_never_contains_the_key() -> None:
+    key = "sk-ant-api03-secretsecret"
+    name = workspace_key("http://127.0.0.1:8123/prefix", key)
+    assert "secret" not in name
+    assert name.startswith("127.0.0.1_8123_prefix-")
+    assert workspace_key(None, key).startswith("api.anthropic.com-")
+    assert workspace_key(None, key) != workspace_key(None, key + "x")
+
+
+def test_unsafe_names_are_refused_or_hashed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        ResultsStore(tmp_path, "../escape")
+    assert raw_file_name("msgbatch_01abc") == "msgbatch_01abc.jsonl"
+    assert "/" not in raw_file_name("../../etc/passwd")

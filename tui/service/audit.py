@@ -1,0 +1,514 @@
+"""The append-only JSONL audit log: one fsynced file per batch, safe across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import os
+import re
+import secrets as _random
+import socket
+from collections import OrderedDict, deque
+from collections.abc import AsyncGenerator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+import orjson
+
+from tui.core.events import AUDIT_DROPPED, Event
+from tui.core.models import parse_time
+from tui.core.timefmt import iso_millis, utcnow
+from tui.paths import ensure_private_dir
+
+SCHEMA_VERSION = 1
+GLOBAL_FILE = "batchtop.jsonl"
+MAX_OPEN_FILES = 64
+MAX_PENDING = 10_000
+SCRUBBED = "***"
+MIN_SECRET_LENGTH = 6
+FOLLOW_POLL_S = 0.5
+
+# Read access too: before each append the last byte is checked, so a line torn by a crash
+# (of this or another process) is terminated instead of swallowing the next record.
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_DUMP_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+Record = dict[str, Any]
+
+
+def audit_file_name(batch_id: str | None) -> str:
+    """``batch_<id>.jsonl``, or ``batchtop.jsonl`` for events that concern no batch.
+
+    An id that is not a plain ``[A-Za-z0-9_-]`` token (it came over the network) never
+    becomes a path: it is replaced by its hash. Records always carry the real id.
+    """
+    if batch_id is None:
+        return GLOBAL_FILE
+    if _SAFE_ID.fullmatch(batch_id):
+        return f"batch_{batch_id}.jsonl"
+    digest = hashlib.sha256(batch_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"batch_sha256={digest}.jsonl"
+
+
+def default_actor() -> str:
+    """``user@host`` of whoever runs this process."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no login name (containers)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def new_session_id() -> str:
+    """An id for one run of batchtop, shared by every record it writes."""
+    return f"ses_{_random.token_hex(8)}"
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` reduced to what JSON can hold (the slow path, for odd event data)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, datetime):
+        return iso_millis(value)
+    if isinstance(value, dict):
+        return {str(_jsonable(key)): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item) for item in value]
+    return str(value)
+
+
+def _scrub(value: Any, secrets: Iterable[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, SCRUBBED)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(key, secrets): _scrub(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, secrets) for item in value]
+    return value
+
+
+def _default(value: Any) -> Any:
+    """orjson's hook for types it does not know: sets become lists, the rest text."""
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def _dumps(record: Record) -> bytes:
+    try:
+        return orjson.dumps(record, default=_default, option=_DUMP_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        return orjson.dumps(_jsonable(record), option=_DUMP_OPTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    name: str
+    data: bytes
+
+
+class AuditLog:
+    """Writer of audit records; `record` returns once the line is on disk (fsynced).
+
+    I/O failures (disk full, permissions, directory removed) never escape `record`: the
+    line waits in a bounded queue, is retried on the next record or `flush_pending`, and
+    `pending_count` / `last_error` let the UI say so. Appends hold an exclusive ``flock``
+    on the file, so concurrent batchtop processes never interleave lines of any length.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        actor: str | None = None,
+        session: str | None = None,
+        secrets: Iterable[str | None] = (),
+        clock: Callable[[], datetime] = utcnow,
+        max_open_files: int = MAX_OPEN_FILES,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
+        self.directory = Path(directory)
+        self.actor = actor or default_actor()
+        self.session = session or new_session_id()
+        self.last_error: str | None = None
+        self.dropped = 0
+        self._clock = clock
+        self._secrets: list[str] = []
+        self._secret_forms: list[bytes] = []
+        for secret in secrets:
+            self.add_secret(secret)
+        self._max_open = max(1, max_open_files)
+        self._max_pending = max(1, max_pending)
+        self._pending: deque[_Line] = deque()
+        self._handles: OrderedDict[str, int] = OrderedDict()
+        self._dir_ready = False
+        self._unreported_drops = 0
+        self._in_flight = 0
+        self._lock = asyncio.Lock()
+        self._write_groups_async = aiofiles.os.wrap(self._write_groups)
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def pending_count(self) -> int:
+        """Records accepted but not yet on disk (queued or being written)."""
+        return len(self._pending) + self._in_flight
+
+    @property
+    def open_files(self) -> int:
+        return len(self._handles)
+
+    def add_secret(self, secret: str | None) -> None:
+        """Never write `secret` (an API key): it is replaced by ``***`` wherever it appears."""
+        if not secret or len(secret) < MIN_SECRET_LENGTH or secret in self._secrets:
+            return
+        self._secrets.append(secret)
+        self._secrets.sort(key=len, reverse=True)  # a longer secret may contain a shorter one
+        self._secret_forms.append(secret.encode("utf-8", "surrogatepass"))
+        self._secret_forms.append(orjson.dumps(_jsonable(secret))[1:-1])
+
+    def encode(self, event: Event) -> bytes:
+        """The JSONL line (newline included) for `event`, stamped now, secrets scrubbed."""
+        record: Record = {
+            "timestamp": iso_millis(self._clock()),
+            "event": event.event,
+            "batch_id": event.batch_id,
+            "data": event.data,
+            "actor": self.actor,
+            "session": self.session,
+            "schema": SCHEMA_VERSION,
+        }
+        line = _dumps(record)
+        if any(form in line for form in self._secret_forms):
+            line = orjson.dumps(_scrub(_jsonable(record), self._secrets), option=_DUMP_OPTIONS)
+        return line
+
+    async def record(self, event: Event) -> None:
+        """Append `event`; returns when it is fsynced, or queued if the disk refused it."""
+        await self.record_many((event,))
+
+    async def record_many(self, events: Iterable[Event]) -> None:
+        """Append several events, one write and one fsync per file."""
+        self._enqueue([_Line(audit_file_name(e.batch_id), self.encode(e)) for e in events])
+        await self.flush_pending()
+
+    async def flush_pending(self) -> bool:
+        """Retry queued records; True when nothing is left waiting."""
+        if not self._pending and not self._unreported_drops and not self._lock.locked():
+            return True
+        # Shielded: a caller's cancellation must not lose track of lines already written.
+        return await asyncio.shield(asyncio.ensure_future(self._flush()))
+
+    async def close(self) -> None:
+        """Flush what can be flushed and close every file."""
+        with contextlib.suppress(Exception):
+            await self.flush_pending()
+        async with self._lock:
+            for name in list(self._handles):
+                self._close_handle(name)
+
+    async def __aenter__(self) -> AuditLog:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- queue --------------------------------------------------------------------------
+
+    def _enqueue(self, lines: list[_Line]) -> None:
+        self._pending.extend(lines)
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = len(self._pending) - self._max_pending
+        for _ in range(max(0, excess)):
+            self._pending.popleft()  # oldest first: keep the most recent history
+        if excess > 0:
+            self.dropped += excess
+            self._unreported_drops += excess
+
+    async def _flush(self) -> bool:
+        async with self._lock:
+            if not self._pending and not self._unreported_drops:
+                return True
+            batch = list(self._pending)
+            self._pending.clear()
+            groups: dict[str, list[bytes]] = {}
+            for line in batch:
+                groups.setdefault(line.name, []).append(line.data)
+            drops = self._unreported_drops
+            if drops:
+                notice = Event(AUDIT_DROPPED, None, {"count": drops, "reason": self.last_error})
+                groups.setdefault(GLOBAL_FILE, []).append(self.encode(notice))
+            self._in_flight = len(batch)
+            try:
+                errors = await self._write_groups_async(groups)
+            except Exception as exc:  # a bug below must not lose the batch or kill the app
+                errors = dict.fromkeys(groups, repr(exc))
+            finally:
+                self._in_flight = 0
+            if drops and GLOBAL_FILE not in errors:
+                self._unreported_drops -= drops
+            self._pending.extendleft(reversed([line for line in batch if line.name in errors]))
+            self._trim()
+            if errors:
+                self.last_error = "; ".join(f"{name}: {error}" for name, error in errors.items())
+            elif not self._pending:
+                self.last_error = None
+            return not self._pending and not self._unreported_drops
+
+    # -- blocking part, run in a worker thread --------------------------------------------
+
+    def _write_groups(self, groups: dict[str, list[bytes]]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for name, lines in groups.items():
+            try:
+                self._append(name, b"".join(lines))
+            except OSError as exc:
+                self._close_handle(name)
+                errors[name] = exc.strerror or str(exc)
+        return errors
+
+    def _append(self, name: str, data: bytes) -> None:
+        fd = self._handle(name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _handle(self, name: str) -> int:
+        path = self.directory / name
+        fd = self._handles.get(name)
+        if fd is not None:
+            if _same_file(path, fd):
+                self._handles.move_to_end(name)
+                return fd
+            self._close_handle(name)  # removed or replaced underneath us: reopen by name
+        fd = self._open(path)
+        self._handles[name] = fd
+        while len(self._handles) > self._max_open:
+            self._close_handle(next(iter(self._handles)))
+        return fd
+
+    def _open(self, path: Path) -> int:
+        if not self._dir_ready:
+            ensure_private_dir(self.directory)
+            self._dir_ready = True
+        try:
+            fd = os.open(path, _OPEN_FLAGS, 0o600)
+        except FileNotFoundError:
+            ensure_private_dir(self.directory)
+            fd = os.open(path, _OPEN_FLAGS, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _close_handle(self, name: str) -> None:
+        fd = self._handles.pop(name, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_ino, on_disk.st_dev) == (held.st_ino, held.st_dev)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRead:
+    """Records merged across files in time order, plus the lines that had to be skipped.
+
+    `torn`: an unterminated or unparsable last line of a file (a write cut short);
+    `bad`: an unparsable line anywhere else. Both as ``"<file name>:<line number>"``.
+    """
+
+    records: list[Record]
+    torn: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+
+
+def _parse_record(raw: bytes) -> tuple[datetime, Record] | None:
+    try:
+        record = orjson.loads(raw)
+        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+            return None
+        moment = parse_time(record.get("timestamp"))
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    return (moment, record) if moment is not None else None
+
+
+def _parse_lines(
+    lines: list[bytes], name: str, first_line: int
+) -> tuple[list[tuple[datetime, Record]], list[str]]:
+    """Parse complete lines; returns the records and the ``file:line`` of bad ones."""
+    parsed: list[tuple[datetime, Record]] = []
+    bad: list[str] = []
+    for number, raw in enumerate(lines, start=first_line):
+        if not raw.strip():
+            continue
+        item = _parse_record(raw)
+        if item is None:
+            bad.append(f"{name}:{number}")
+        else:
+            parsed.append(item)
+    return parsed, bad
+
+
+def _audit_files(directory: Path, batch_id: str | None) -> list[Path]:
+    if batch_id is not None:
+        path = directory / audit_file_name(batch_id)
+        return [path] if path.is_file() else []
+    if not directory.is_dir():
+        return []
+    return sorted(path for path in directory.glob("*.jsonl") if path.is_file())
+
+
+def _keep(item: tuple[datetime, Record], batch_id: str | None, since: datetime | None) -> bool:
+    moment, record = item
+    if batch_id is not None and record.get("batch_id") != batch_id:
+        return False
+    return since is None or moment >= since
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def read_audit(
+    directory: Path,
+    *,
+    batch_id: str | None = None,
+    since: datetime | None = None,
+) -> AuditRead:
+    """Every record under `directory` (or only `batch_id`'s), oldest first, from `since` on."""
+    since = _aware(since)
+    items: list[tuple[datetime, Record]] = []
+    torn: list[str] = []
+    bad: list[str] = []
+    for path in _audit_files(Path(directory), batch_id):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if not data:
+            continue
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
+        if tail.strip():
+            torn.append(f"{path.name}:{len(lines) + 1}")
+        elif lines and lines[-1].strip() and _parse_record(lines[-1]) is None:
+            torn.append(f"{path.name}:{len(lines)}")
+            lines.pop()
+        parsed, file_bad = _parse_lines(lines, path.name, 1)
+        bad.extend(file_bad)
+        items.extend(item for item in parsed if _keep(item, batch_id, since))
+    items.sort(key=lambda item: item[0])
+    return AuditRead(records=[record for _, record in items], torn=torn, bad=bad)
+
+
+@dataclass(slots=True)
+class _Cursor:
+    inode: int
+    offset: int
+    line: int  # number of the next line to be read
+
+
+def _scan(directory: Path, batch_id: str | None) -> dict[Path, tuple[int, int]]:
+    found: dict[Path, tuple[int, int]] = {}
+    for path in _audit_files(directory, batch_id):
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            found[path] = (status.st_ino, status.st_size)
+    return found
+
+
+_scan_async = aiofiles.os.wrap(_scan)
+
+
+async def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        async with aiofiles.open(path, "rb") as handle:
+            await handle.seek(offset)
+            data: bytes = await handle.read()
+            return data
+    except OSError:
+        return b""
+
+
+async def follow_audit(
+    directory: Path,
+    *,
+    batch_id: str | None = None,
+    since: datetime | None = None,
+    poll_s: float = FOLLOW_POLL_S,
+    from_start: bool = True,
+) -> AsyncGenerator[Record, None]:
+    """Yield records as they are appended (``batchtop audit --follow``); runs until closed.
+
+    Existing records come first (unless `from_start` is False), then each poll's new
+    complete lines in time order. A line still being written is waited for, not skipped;
+    a file that is replaced or truncated is read again from its start.
+    """
+    directory = Path(directory)
+    since = _aware(since)
+    cursors: dict[Path, _Cursor] = {}
+    if not from_start:
+        for path, (inode, size) in (await _scan_async(directory, batch_id)).items():
+            cursors[path] = _Cursor(inode, size, line=0)
+    while True:
+        items: list[tuple[datetime, Record]] = []
+        for path, (inode, size) in (await _scan_async(directory, batch_id)).items():
+            cursor = cursors.get(path)
+            if cursor is None or cursor.inode != inode or size < cursor.offset:
+                cursor = cursors[path] = _Cursor(inode, 0, line=1)
+            if size == cursor.offset:
+                continue
+            chunk = await _read_from(path, cursor.offset)
+            end = chunk.rfind(b"\n") + 1
+            if not end:
+                continue
+            lines = chunk[: end - 1].split(b"\n")
+            parsed, _bad = _parse_lines(lines, path.name, cursor.line)
+            items.extend(item for item in parsed if _keep(item, batch_id, since))
+            cursor.offset += end
+            cursor.line += len(lines)
+        items.sort(key=lambda item: item[0])
+        for _, record in items:
+            yield record
+        await asyncio.sleep(poll_s)

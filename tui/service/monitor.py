@@ -1,0 +1,581 @@
+"""The live monitor: one scheduler loop, adaptive polling per batch, diffs turned into events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+from tui.core.cadence import Backoff, Cadence, next_poll_at
+from tui.core.events import (
+    API_ERROR,
+    API_RECOVERED,
+    SESSION_ENDED,
+    SESSION_STARTED,
+    Event,
+    diff_snapshots,
+    gone_event,
+)
+from tui.core.models import BatchSnapshot
+from tui.core.timefmt import utcnow
+from tui.service.api import ApiCall, ApiError, BatchesAPI
+
+log = logging.getLogger(__name__)
+
+RECENT_EVENTS = 500
+# A 404 this soon after created_at is the API's propagation delay, not a deletion.
+TRANSIENT_404_S = 10.0
+COALESCE_S = 1.0
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[object]]
+Subscriber = Callable[["MonitorState"], None]
+
+
+class EventSink(Protocol):
+    """Where events are written (the audit log); `record` returns once the event is durable."""
+
+    async def record(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class BulkEventSink(EventSink, Protocol):
+    """A sink that writes many events at once (one fsync per file, not per event)."""
+
+    async def record_many(self, events: Iterable[Event]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Degraded:
+    """The API is failing; polling waits until `next_retry_at`, then tries again by itself."""
+
+    message: str
+    kind: str
+    error_type: str | None
+    status: int | None
+    request_id: str | None
+    next_retry_at: datetime
+    since: datetime
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One line of the event pane: an event or an API call, and when it happened."""
+
+    at: datetime
+    item: Event | ApiCall
+
+
+EMPTY_BATCHES: Mapping[str, BatchSnapshot] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """Everything the UI shows about the monitor, published whole after every change."""
+
+    batches: Mapping[str, BatchSnapshot] = field(default_factory=lambda: EMPTY_BATCHES)
+    order: tuple[str, ...] = ()  # batch ids, newest first
+    synced: bool = False  # the first full list has been read to the end
+    last_sync: datetime | None = None  # last time the API answered
+    next_poll_at: datetime | None = None
+    fetching: bool = False
+    paused: bool = False
+    degraded: Degraded | None = None
+    focused: str | None = None
+    api_calls: int = 0
+    recent_events: tuple[FeedEntry, ...] = ()
+    audit_error: str | None = None  # the audit log could not be written
+
+
+class Monitor:
+    """Keeps a live picture of every batch: full sync, then adaptive polling per batch.
+
+    One loop, one tick at a time: it sleeps until the earliest due time (a running batch,
+    discovery of new batches, the sweep of ended ones) or until woken by `refresh_now`,
+    `focus`, `resume` or `stop`. Transient API failures put it in a degraded state with
+    backoff; the first success after that recovers by itself.
+    """
+
+    def __init__(
+        self,
+        api: BatchesAPI,
+        audit: EventSink,
+        cadence: Cadence | None = None,
+        clock: Clock = utcnow,
+        sleep: Sleep = asyncio.sleep,
+        *,
+        backoff: Backoff | None = None,
+        page_limit: int = 1000,
+        scan_limit: int = 100,
+        bulk_threshold: int = 3,
+        concurrency: int = 4,
+    ) -> None:
+        self.api = api
+        self.audit = audit
+        self.cadence = cadence if cadence is not None else Cadence()
+        self._clock = clock
+        self._sleep = sleep
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._page_limit = page_limit
+        self._scan_limit = scan_limit
+        # From this many batches due at once, one list call beats one retrieve each.
+        self._bulk_threshold = bulk_threshold
+        self._concurrency = concurrency
+
+        self._batches: dict[str, BatchSnapshot] = {}
+        self._running: set[str] = set()  # ids of batches not yet ended
+        self._polled_at: dict[str, datetime] = {}
+        self._next_discover: datetime | None = None
+        self._next_sweep: datetime | None = None
+        self._synced = False
+        self._forced = False
+        self._focused: str | None = None
+        self._paused = False
+        self._stopping = False
+        self._fetching = False
+        self._last_sync: datetime | None = None
+        self._degraded: Degraded | None = None
+        self._audit_error: str | None = None
+        self._feed: deque[FeedEntry] = deque(maxlen=RECENT_EVENTS)
+
+        self._subscribers: list[Subscriber] = []
+        self._wake = asyncio.Event()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._refresh_waiters: list[asyncio.Future[None]] = []
+        self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._running_loop = False
+
+        self._published_batches: Mapping[str, BatchSnapshot] = EMPTY_BATCHES
+        self._published_order: tuple[str, ...] = ()
+        self._batches_dirty = False
+        self._order_dirty = False
+        self._state = MonitorState()
+
+    # -- public surface ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> MonitorState:
+        return self._state
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback` with every new state (and once now); returns an unsubscribe function."""
+        self._subscribers.append(callback)
+        callback(self._state)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def pause(self) -> None:
+        """Stop polling (the tick in flight finishes); `resume` or `refresh_now` go on."""
+        self._paused = True
+        self._publish()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._publish()
+        self._wake.set()
+
+    def focus(self, batch_id: str | None) -> None:
+        """Poll this batch (the one open on screen) now, then every `cadence.focused_s` while it
+        runs; None goes back to the normal cadence."""
+        if batch_id == self._focused:
+            return
+        self._focused = batch_id
+        if batch_id is not None and batch_id in self._running:
+            # Opening a batch shows it fresh: poll it now, then every focused_s.
+            self._polled_at.pop(batch_id, None)
+            self._wake.set()
+        self._publish()
+
+    async def refresh_now(self) -> None:
+        """Poll every running batch and the first list page now; returns when that is done.
+
+        Works while paused (one refresh, then still paused) and while degraded (the
+        retry happens now instead of at `next_retry_at`).
+        """
+        if not self._running_loop or self._stopping:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._refresh_waiters.append(waiter)
+        self._forced = True
+        self._wake.set()
+        await waiter
+
+    def stop(self) -> None:
+        """End `run()`: the tick in flight is cancelled, pending events are written, then
+        ``session.ended``."""
+        self._stopping = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until `stop()`."""
+        self._running_loop = True
+        started = self._clock()
+        writer = asyncio.create_task(self._write_events(), name="monitor-audit-writer")
+        remove_hook = self.api.add_call_hook(self._on_call)
+        self._emit(Event(SESSION_STARTED, None, {"cadence": _cadence_data(self.cadence)}))
+        try:
+            await self._loop()
+        finally:
+            remove_hook()
+            self._running_loop = False
+            self._release_refresh_waiters()
+            ended = self._clock()
+            self._emit(
+                Event(
+                    SESSION_ENDED,
+                    None,
+                    {
+                        "duration_s": round((ended - started).total_seconds(), 3),
+                        "api_calls": self.api.total_calls,
+                        "batches": len(self._batches),
+                    },
+                )
+            )
+            self._outbox.put_nowait(None)
+            await writer
+            self._fetching = False
+            self._publish()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            forced = self._forced
+            now = self._clock()
+            if self._paused and not forced:
+                await self._sleep_until(None)
+                continue
+            if self._degraded is not None and not forced and now < self._degraded.next_retry_at:
+                await self._sleep_until(self._degraded.next_retry_at)
+                continue
+            self._forced = False
+            calls_before = self.api.total_calls
+            self._tick_task = asyncio.create_task(self._tick(now, forced))
+            try:
+                await asyncio.wait({self._tick_task})
+            finally:
+                task, self._tick_task = self._tick_task, None
+            if task.cancelled():
+                break
+            error = task.exception()
+            if isinstance(error, ApiError):
+                self._on_failure(error)
+            elif error is not None:
+                raise error
+            elif self.api.total_calls != calls_before:
+                self._on_success()
+            if forced:
+                self._release_refresh_waiters()
+            self._fetching = False
+            self._publish()
+            if not self._paused:
+                await self._sleep_until(self._next_due())
+
+    async def _tick(self, now: datetime, forced: bool) -> None:
+        """Do whatever is due at `now`; an ApiError leaves the rest due for the next try."""
+        if not self._synced or (self._next_sweep is not None and now >= self._next_sweep):
+            await self._sync_all(now, initial=not self._synced)
+            return
+        if forced or (self._next_discover is not None and now >= self._next_discover):
+            await self._discover(now)
+        # Batches due within COALESCE_S ride along: fewer wake-ups, more list-sized groups.
+        horizon = now + timedelta(seconds=COALESCE_S)
+        due = [
+            batch_id
+            for batch_id in self._running
+            if forced or self._due_at(batch_id) <= horizon
+        ]
+        if len(due) >= self._bulk_threshold:
+            due = await self._refresh_by_list(now, due)
+        if due:
+            await self._retrieve_each(now, due)
+
+    async def _sleep_until(self, when: datetime | None) -> None:
+        """Sleep until `when` (None: until woken); `refresh_now`/`resume`/`stop` wake it early."""
+        if self._wake.is_set() or self._stopping:
+            return
+        delay = None if when is None else (when - self._clock()).total_seconds()
+        if delay is not None and delay <= 0:
+            return
+        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(self._wake.wait())}
+        if delay is not None:
+            waiters.add(asyncio.ensure_future(self._sleep(delay)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _next_due(self) -> datetime | None:
+        candidates = [self._due_at(batch_id) for batch_id in self._running]
+        candidates.extend(t for t in (self._next_discover, self._next_sweep) if t is not None)
+        return min(candidates, default=None)
+
+    def _due_at(self, batch_id: str) -> datetime:
+        batch = self._batches[batch_id]
+        polled = self._polled_at.get(batch_id, batch.created_at)
+        due = next_poll_at(batch, polled, self.cadence, focused=batch_id == self._focused)
+        # Running batches always have a due time; an ended one here would be a bookkeeping slip.
+        return due if due is not None else polled + timedelta(seconds=self.cadence.ended_sweep_s)
+
+    # -- the work ------------------------------------------------------------------------------
+
+    async def _sync_all(self, now: datetime, *, initial: bool) -> None:
+        """Read every page; publish after each so the first rows show before the end."""
+        seen: set[str] = set()
+        self._set_fetching()
+        async for page in self.api.iter_pages(self._page_limit):
+            self._apply_many(page, now)
+            seen.update(batch.id for batch in page)
+            if initial:
+                self._publish()
+        for batch_id in [b for b in self._batches if b not in seen]:
+            if not self._recently_created(batch_id, now):
+                self._drop(batch_id)
+        self._synced = True
+        self._next_discover = now + timedelta(seconds=self.cadence.discover_s)
+        self._next_sweep = now + timedelta(seconds=self.cadence.ended_sweep_s)
+
+    async def _discover(self, now: datetime) -> None:
+        """New batches show up at the head of the list: read pages until a known id."""
+        self._set_fetching()
+        async with contextlib.aclosing(self.api.iter_pages(self._scan_limit)) as pages:
+            async for page in pages:
+                known = any(batch.id in self._batches for batch in page)
+                self._apply_many(page, now)
+                if known:
+                    break
+        self._next_discover = now + timedelta(seconds=self.cadence.discover_s)
+
+    async def _refresh_by_list(self, now: datetime, due: list[str]) -> list[str]:
+        """Refresh due batches from list pages; returns the ids the pages did not cover."""
+        missing = set(due)
+        oldest = min(self._batches[batch_id].created_at for batch_id in due)
+        self._set_fetching()
+        async with contextlib.aclosing(self.api.iter_pages(self._scan_limit)) as pages:
+            async for page in pages:
+                self._apply_many(page, now)
+                missing.difference_update(batch.id for batch in page)
+                if not missing or not page or page[-1].created_at < oldest:
+                    break
+        return [batch_id for batch_id in due if batch_id in missing]
+
+    async def _retrieve_each(self, now: datetime, due: Iterable[str]) -> None:
+        """Retrieve batches a few at a time; the first failure stops the rest of the tick."""
+        self._set_fetching()
+        gate = asyncio.Semaphore(self._concurrency)
+        failed: list[ApiError] = []
+
+        async def poll(batch_id: str) -> None:
+            async with gate:
+                if failed:
+                    return
+                try:
+                    snapshot = await self.api.retrieve(batch_id)
+                except ApiError as error:
+                    if error.kind == "not_found":
+                        self._on_not_found(batch_id, now)
+                    else:
+                        failed.append(error)
+                    return
+                self._apply(snapshot, now)
+
+        await asyncio.gather(*(poll(batch_id) for batch_id in due))
+        if failed:
+            raise failed[0]
+
+    def _on_not_found(self, batch_id: str, now: datetime) -> None:
+        if self._recently_created(batch_id, now):
+            self._polled_at[batch_id] = now  # propagation delay: ask again next time
+        else:
+            self._drop(batch_id)
+
+    def _recently_created(self, batch_id: str, now: datetime) -> bool:
+        batch = self._batches.get(batch_id)
+        return batch is not None and (now - batch.created_at).total_seconds() < TRANSIENT_404_S
+
+    # -- state changes -------------------------------------------------------------------------
+
+    def _apply_many(self, batches: Iterable[BatchSnapshot], now: datetime) -> None:
+        for batch in batches:
+            self._apply(batch, now)
+
+    def _apply(self, batch: BatchSnapshot, now: datetime) -> None:
+        batch_id = batch.id
+        if batch.is_ended:
+            self._running.discard(batch_id)
+            self._polled_at.pop(batch_id, None)
+        else:
+            self._running.add(batch_id)
+            self._polled_at[batch_id] = now
+        prev = self._batches.get(batch_id)
+        if prev == batch:
+            return
+        self._batches[batch_id] = batch
+        self._batches_dirty = True
+        if prev is None:
+            self._order_dirty = True
+        for event in diff_snapshots(prev, batch):
+            self._emit(event)
+
+    def _drop(self, batch_id: str) -> None:
+        prev = self._batches.pop(batch_id, None)
+        self._running.discard(batch_id)
+        self._polled_at.pop(batch_id, None)
+        if prev is not None:
+            self._batches_dirty = self._order_dirty = True
+            self._emit(gone_event(prev))
+
+    def _on_failure(self, error: ApiError) -> None:
+        now = self._clock()
+        delay = self._backoff.next_delay(error.retry_after if error.transient else None)
+        retry_at = now + timedelta(seconds=delay)
+        previous = self._degraded
+        if previous is None:
+            self._emit(
+                Event(
+                    API_ERROR,
+                    None,
+                    {
+                        "kind": error.kind,
+                        "status": error.status,
+                        "error_type": error.error_type,
+                        "message": error.message,
+                        "request_id": error.request_id,
+                        "retry_in_s": round(delay, 3),
+                    },
+                )
+            )
+        self._degraded = Degraded(
+            message=error.message,
+            kind=error.kind,
+            error_type=error.error_type,
+            status=error.status,
+            request_id=error.request_id,
+            next_retry_at=retry_at,
+            since=previous.since if previous is not None else now,
+            failures=self._backoff.failures,
+        )
+
+    def _on_success(self) -> None:
+        now = self._clock()
+        self._last_sync = now
+        previous, self._degraded = self._degraded, None
+        self._backoff.reset()
+        if previous is not None:
+            self._emit(
+                Event(
+                    API_RECOVERED,
+                    None,
+                    {
+                        "outage_s": round((now - previous.since).total_seconds(), 3),
+                        "failures": previous.failures,
+                        "last_error_type": previous.error_type,
+                    },
+                )
+            )
+
+    def _set_fetching(self) -> None:
+        if not self._fetching:
+            self._fetching = True
+            self._publish()
+
+    def _release_refresh_waiters(self) -> None:
+        waiters, self._refresh_waiters = self._refresh_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- events and publishing -----------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        """Into the event pane now, into the audit log in order (without blocking the loop)."""
+        self._feed.append(FeedEntry(self._clock(), event))
+        self._outbox.put_nowait(event)
+
+    async def _write_events(self) -> None:
+        """Write queued events in order; a burst (the first sync) goes out as one batch."""
+        done = False
+        while not done:
+            events = [await self._outbox.get()]
+            while not self._outbox.empty():
+                events.append(self._outbox.get_nowait())
+            if events[-1] is None:
+                done = True
+            try:
+                await self._record([e for e in events if e is not None])
+            except Exception as exc:  # a full disk must not stop the monitor
+                log.exception("audit write failed")
+                if self._audit_error is None:
+                    self._audit_error = f"audit log not written: {exc}"
+                    self._publish()
+
+    async def _record(self, events: list[Event]) -> None:
+        if isinstance(self.audit, BulkEventSink):
+            await self.audit.record_many(events)
+        else:
+            for event in events:
+                await self.audit.record(event)
+
+    def _on_call(self, call: ApiCall) -> None:
+        self._feed.append(FeedEntry(self._clock(), call))
+        self._publish()
+
+    def _publish(self) -> None:
+        if self._batches_dirty:
+            self._published_batches = MappingProxyType(dict(self._batches))
+            self._batches_dirty = False
+        if self._order_dirty:
+            self._published_order = tuple(
+                sorted(self._batches, key=lambda i: (self._batches[i].created_at, i), reverse=True)
+            )
+            self._order_dirty = False
+        if self._paused:
+            next_poll = None
+        elif self._degraded is not None:
+            next_poll = self._degraded.next_retry_at
+        else:
+            next_poll = self._next_due() if self._synced else None
+        self._state = MonitorState(
+            batches=self._published_batches,
+            order=self._published_order,
+            synced=self._synced,
+            last_sync=self._last_sync,
+            next_poll_at=next_poll,
+            fetching=self._fetching,
+            paused=self._paused,
+            degraded=self._degraded,
+            focused=self._focused,
+            api_calls=self.api.total_calls,
+            recent_events=tuple(self._feed),
+            audit_error=self._audit_error,
+        )
+        for callback in tuple(self._subscribers):
+            try:
+                callback(self._state)
+            except Exception:
+                log.exception("monitor subscriber failed")
+
+
+def _cadence_data(cadence: Cadence) -> dict[str, float]:
+    return {
+        name: getattr(cadence, name)
+        for name in (
+            "young_s", "young_until_s", "middle_s", "middle_until_s", "old_s",
+            "discover_s", "ended_sweep_s", "focused_s",
+        )
+    }

@@ -1,0 +1,420 @@
+"""BatchtopApp: holds the services, installs the screens, turns monitor state into messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, ClassVar, Protocol
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.theme import Theme
+from textual.worker import Worker, WorkerState
+
+from tui.core.events import Event
+from tui.core.sanitize import safe_text
+from tui.core.timefmt import utcnow
+from tui.service.api import ApiError, BatchesAPI
+from tui.service.monitor import Monitor, MonitorState
+from tui.settings import Settings
+from tui.ui.commands import GoToBatch, ScreenActions
+from tui.ui.messages import MonitorUpdated
+from tui.ui.screens.batch_placeholder import BatchPlaceholderScreen
+from tui.ui.screens.batches import BatchesScreen
+from tui.ui.screens.help import HelpScreen, help_rows
+from tui.ui.screens.jump import JumpScreen, JumpVerb, parse_jump
+from tui.ui.screens.nokey import NoKeyScreen, no_key_text
+from tui.ui.widgets.status_header import HeaderInfo
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+STOP_TIMEOUT_S = 5.0
+
+HIGH_CONTRAST = Theme(
+    name="batchtop-high-contrast",
+    primary="#ffff00",
+    secondary="#00ffff",
+    accent="#00ffff",
+    warning="#ffaf00",
+    error="#ff5f5f",
+    success="#00ff00",
+    foreground="#ffffff",
+    background="#000000",
+    surface="#000000",
+    panel="#303030",
+    dark=True,
+)
+
+
+class AuditSink(Protocol):
+    """What the app needs from the audit log: writing (for the monitor) and closing."""
+
+    async def record(self, event: Event) -> None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Services:
+    """Everything behind the UI; built by a factory inside the app's event loop."""
+
+    api: BatchesAPI
+    audit: AuditSink
+    monitor: Monitor
+    clock: Clock = utcnow
+    where: str = "default"  # profile / workspace shown in the header
+    on_close: Callable[[], Awaitable[None]] | None = None  # e.g. stop an in-process emulator
+
+
+ServicesFactory = Callable[[], Awaitable[Services]]
+BatchScreenFactory = Callable[[str], Screen[Any]]
+
+
+def _default_batch_screen(batch_id: str) -> Screen[Any]:
+    """The full batch screen when it is installed, the placeholder otherwise."""
+    try:
+        module = importlib.import_module("tui.ui.screens.batch")
+    except ImportError:
+        return BatchPlaceholderScreen(batch_id)
+    screen: Screen[Any] = module.BatchScreen(batch_id)
+    return screen
+
+
+class BatchtopApp(App[int]):
+    """The batchtop TUI. Public hooks: open_batch, open_audit, set_labels, monitor_state,
+    clock(), and the api / monitor / audit / settings properties."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "batchtop"
+    COMMANDS = App.COMMANDS | {ScreenActions, GoToBatch}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("colon", "jump", "Jump", id="app.jump"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True,
+                id="app.command_palette"),
+    ]
+
+    # Replaced by the full batch screen's module; takes the batch id.
+    batch_screen_factory: ClassVar[BatchScreenFactory] = staticmethod(_default_batch_screen)
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        services: ServicesFactory | None,
+        demo: ServicesFactory | None = None,
+        no_key_reason: str | None = None,
+        clock: Clock | None = None,
+        tz: tzinfo | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.tz = tz
+        self.labels: dict[str, str] = {}
+        self._factory = services
+        self._demo_factory = demo
+        self._no_key_reason = no_key_reason
+        self._clock = clock or utcnow
+        self._handle_signals = handle_signals
+        self._services: Services | None = None
+        self._monitor_worker: Worker[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._state = MonitorState()
+        self._user_paused = False
+        self._stopped = False
+        self._batches: BatchesScreen | None = None
+        # Light over SSH: no animation unless TEXTUAL_ANIMATIONS asks for it.
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = "none"
+
+    # -- public hooks ---------------------------------------------------------------------------
+
+    @property
+    def services(self) -> Services | None:
+        return self._services
+
+    def _require(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("the API services are not started yet")
+        return self._services
+
+    @property
+    def api(self) -> BatchesAPI:
+        return self._require().api
+
+    @property
+    def monitor(self) -> Monitor:
+        return self._require().monitor
+
+    @property
+    def audit(self) -> AuditSink:
+        return self._require().audit
+
+    @property
+    def monitor_state(self) -> MonitorState:
+        """The newest state the monitor published."""
+        return self._state
+
+    @property
+    def batches_screen(self) -> BatchesScreen | None:
+        return self._batches
+
+    def clock(self) -> datetime:
+        """Now, on the services' clock (the emulator's in the demo and in tests)."""
+        return self._services.clock() if self._services is not None else self._clock()
+
+    def open_batch(self, batch_id: str) -> None:
+        """Drill into a batch: cursor onto it in the list, then its screen on top."""
+        if self._batches is not None:
+            self._pop_to(self._batches)
+            self._batches.move_to(batch_id)
+        self.push_screen(type(self).batch_screen_factory(batch_id))
+
+    def open_audit(self) -> None:
+        """The audit feed: the audit screen when installed, else the list's event pane."""
+        try:
+            module = importlib.import_module("tui.ui.screens.audit")
+        except ImportError:
+            module = None
+        if module is not None and hasattr(module, "AuditScreen"):
+            self.push_screen(module.AuditScreen())
+            return
+        if self._batches is not None:
+            self._pop_to(self._batches)
+            self._batches.show_events()
+
+    def set_labels(self, labels: Mapping[str, str]) -> None:
+        """Local labels of batches (matched by `/` and shown in a label column)."""
+        self.labels = dict(labels)
+        if self._batches is not None:
+            self._batches.refresh_labels()
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.register_theme(HIGH_CONTRAST)
+        theme = self.settings.theme
+        if theme in self.available_themes:
+            self.theme = theme
+        else:
+            self.notify(f"unknown theme {safe_text(theme)!r}; using textual-dark",
+                        severity="warning", markup=False)
+        self.set_keymap(dict(self.settings.keymap))
+        for warning in self.settings.warnings:
+            self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
+        self.screen_change_signal.subscribe(self, self._on_screen_change)
+        self.set_interval(1.0, self._tick)
+        if self._handle_signals:
+            self._install_signal_handlers()
+        if self._factory is None:
+            self.push_screen(NoKeyScreen(self._no_key_message()))
+        else:
+            self._open_list(self._factory)
+
+    def _no_key_message(self) -> Any:
+        settings = self.settings
+        config = str(settings.config_file) if settings.config_file else None
+        return no_key_text(settings.api_key_env, settings.profile, config, self._no_key_reason)
+
+    def _header_info(self, where: str) -> HeaderInfo:
+        return HeaderInfo(where=where, read_only=self.settings.read_only, tz=self.tz)
+
+    def _open_list(self, factory: ServicesFactory) -> None:
+        self._batches = BatchesScreen(self._header_info(f"{self.settings.profile} · connecting…"))
+        if self.screen_stack and isinstance(self.screen, NoKeyScreen):
+            self.switch_screen(self._batches)
+        else:
+            self.push_screen(self._batches)
+        self._start_services(factory)
+
+    def action_start_demo(self) -> None:
+        if self._demo_factory is not None and self._services is None:
+            self._open_list(self._demo_factory)
+
+    @work(exclusive=True, group="services", exit_on_error=False, name="start services")
+    async def _start_services(self, factory: ServicesFactory) -> None:
+        services = await factory()
+        if self._stopped:
+            await self._close_services(services)
+            return
+        self._services = services
+        if self._batches is not None:
+            self._batches.set_info(self._header_info(services.where))
+        self._unsubscribe = services.monitor.subscribe(self._on_monitor_state)
+        self._monitor_worker = self.run_worker(
+            services.monitor.run(), name="monitor", group="monitor", exit_on_error=False
+        )
+        self._sync_pause()
+
+    def _on_monitor_state(self, state: MonitorState) -> None:
+        # Called by the monitor; post_message is thread-safe and the message coalesces.
+        self._state = state
+        self.post_message(MonitorUpdated(state))
+
+    def on_monitor_updated(self, message: MonitorUpdated) -> None:
+        for screen in self.screen_stack:
+            if not isinstance(screen, ModalScreen):
+                screen.post_message(MonitorUpdated(message.state))
+
+    def _tick(self) -> None:
+        if self._batches is not None:
+            self._batches.tick()
+
+    # -- pause while a dialog is open; focused polling for the open batch -------------------------
+
+    def _on_screen_change(self, screen: Screen[Any]) -> None:
+        self._sync_pause()
+        if self._services is not None:
+            batch_id = getattr(self.screen, "batch_id", None)
+            self._services.monitor.focus(batch_id if isinstance(batch_id, str) else None)
+
+    def modal_open(self) -> bool:
+        return any(isinstance(screen, ModalScreen) for screen in self.screen_stack)
+
+    def _sync_pause(self) -> None:
+        if self._services is None or self._stopped:
+            return
+        monitor = self._services.monitor
+        want = self._user_paused or self.modal_open()
+        if want and not monitor.state.paused:
+            monitor.pause()
+        elif not want and monitor.state.paused:
+            monitor.resume()
+
+    def action_toggle_pause(self) -> None:
+        self._user_paused = not self._user_paused
+        self._sync_pause()
+
+    @property
+    def user_paused(self) -> bool:
+        return self._user_paused
+
+    def action_refresh_now(self) -> None:
+        if self._services is not None:
+            self._refresh_now()
+
+    @work(exclusive=True, group="refresh", exit_on_error=False, name="refresh")
+    async def _refresh_now(self) -> None:
+        await self.monitor.refresh_now()
+
+    # -- help, jump, quit -----------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ModalScreen):
+            return
+        title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+        intro = getattr(screen, "HELP_INTRO", "")
+        self.push_screen(HelpScreen(str(title), str(intro), help_rows(screen)))
+
+    def action_jump(self) -> None:
+        if not isinstance(self.screen, ModalScreen):
+            self.push_screen(JumpScreen(), callback=self._on_jump)
+
+    async def _on_jump(self, text: str | None) -> None:
+        if text is None:
+            return
+        command = parse_jump(text)
+        if command.verb is JumpVerb.BATCH:
+            if command.arg not in self._state.batches:
+                self.notify(f"{safe_text(command.arg)} is not in the list", severity="warning",
+                            markup=False)
+            self.open_batch(command.arg)
+        elif command.verb is JumpVerb.AUDIT:
+            self.open_audit()
+        elif command.verb is JumpVerb.QUIT:
+            await self.action_quit()
+        elif command.verb is JumpVerb.HELP:
+            self.action_help()
+        elif command.verb is JumpVerb.UNKNOWN:
+            self.notify(f"unknown command :{safe_text(command.arg)} — try :b ID, :audit, :q",
+                        severity="warning", markup=False)
+
+    async def action_quit(self) -> None:
+        await self.stop_services()
+        self.exit(0)
+
+    def _pop_to(self, screen: Screen[Any]) -> None:
+        while len(self.screen_stack) > 1 and self.screen is not screen:
+            self.pop_screen()
+
+    # -- failures -------------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where background failures become visible (a toast, no traceback)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if error is None:
+            return
+        log.error("worker %s failed", event.worker.name, exc_info=error)
+        self.report_error(event.worker.name, error)
+
+    def report_error(self, what: str, error: BaseException) -> None:
+        if isinstance(error, ApiError):
+            detail = str(error)
+            if error.kind == "auth":
+                detail += " — check the API key of this profile"
+        else:
+            detail = f"{type(error).__name__}: {error}"
+        self.notify(safe_text(detail), title=f"{what} failed", severity="error",
+                    timeout=10, markup=False)
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_hangup)
+
+    def _on_hangup(self) -> None:
+        # The terminal went away (or we were told to stop): write session.ended and leave.
+        self.call_later(self.action_quit)
+
+    async def stop_services(self) -> None:
+        """Stop the monitor (session.ended is written), close the audit log and the client."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        services = self._services
+        if services is None:
+            return
+        services.monitor.stop()
+        worker = self._monitor_worker
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), STOP_TIMEOUT_S)
+        await self._close_services(services)
+
+    async def _close_services(self, services: Services) -> None:
+        closers: list[Callable[[], Awaitable[None]]] = [services.audit.close, services.api.close]
+        if services.on_close is not None:
+            closers.append(services.on_close)
+        for close in closers:
+            try:
+                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
+            except Exception:
+                log.exception("closing %s failed", close)
+
+    async def on_unmount(self) -> None:
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+        await self.stop_services()

@@ -1,0 +1,429 @@
+"""The batches list: live rows, status and regex filters, sort, "+N new", the event pane."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from tui.core.batch_view import (
+    FilterError,
+    StatusFilter,
+    TextFilter,
+    ViewSpec,
+    apply_view,
+    next_match,
+    summarize,
+)
+from tui.core.models import BatchSnapshot
+from tui.core.sanitize import safe_cell
+from tui.service.monitor import MonitorState
+from tui.ui.batch_rows import STYLE_NAMES, BatchRows, CellStyles, columns_for
+from tui.ui.messages import MonitorUpdated
+from tui.ui.widgets.event_pane import EventPane
+from tui.ui.widgets.status_header import HeaderInfo, StatusHeader
+from tui.ui.widgets.vtable import VirtualTable
+
+if TYPE_CHECKING:
+    from tui.ui.app import BatchtopApp
+
+AGE_REFRESH_TICKS = 5  # re-render ages and countdowns every this many header ticks
+
+_STATUS = Binding.Group("status", compact=True)
+_MATCH = Binding.Group("match", compact=True)
+
+STATUS_KEYS: dict[str, StatusFilter] = {
+    "all": StatusFilter.ALL,
+    "running": StatusFilter.RUNNING,
+    "ended": StatusFilter.ENDED,
+    "failures": StatusFilter.FAILURES,
+}
+
+HELP_INTRO = (
+    "All batches of the workspace, updated in place: the cursor and the scroll position never "
+    "move on a refresh; batches that arrive above the view show as a \"+N new\" hint (r or a "
+    "click shows them).\n"
+    "/ filters by a regex over the id and label (start with ! to invert); enter keeps it, esc "
+    "clears it, and n / N then jump between matches in the full list. 1-4 filter by status. "
+    "s sorts by the column under the column cursor (left / right move it), again inverts.\n"
+    "Polling pauses while a dialog is open. Remap any key by its binding id in the [keymap] "
+    "table of the config file."
+)
+
+
+def status_label(status: StatusFilter) -> str:
+    return {
+        StatusFilter.ALL: "all batches",
+        StatusFilter.RUNNING: "running",
+        StatusFilter.ENDED: "ended",
+        StatusFilter.FAILURES: "with failures",
+    }[status]
+
+
+class BatchesScreen(Screen[None]):
+    """The top-level screen. All data arrives as MonitorUpdated messages from the app."""
+
+    HELP_TITLE = "batches"
+    HELP_INTRO = HELP_INTRO
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "start_filter", "Filter", id="batches.filter"),
+        Binding("1", "status('all')", "All", group=_STATUS, id="batches.status_all"),
+        Binding("2", "status('running')", "Running", group=_STATUS,
+                id="batches.status_running"),
+        Binding("3", "status('ended')", "Ended", group=_STATUS, id="batches.status_ended"),
+        Binding("4", "status('failures')", "With failures", group=_STATUS,
+                id="batches.status_failures"),
+        Binding("n", "match(False)", "Next match", group=_MATCH, id="batches.next_match"),
+        Binding("N", "match(True)", "Previous match", group=_MATCH, id="batches.prev_match"),
+        Binding("escape", "clear_filter", "Clear filter", id="batches.clear_filter"),
+        Binding("r", "refresh", "Refresh", id="batches.refresh"),
+        Binding("p", "app.toggle_pause", "Pause", id="batches.pause"),
+        Binding("L", "toggle_events", "Events", id="batches.events"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"batches--{name}" for name in STYLE_NAMES}
+
+    def __init__(self, info: HeaderInfo) -> None:
+        super().__init__()
+        self._info = info
+        self._spec = ViewSpec()
+        self._search: TextFilter | None = None  # last filter pattern: n / N find it
+        self._editing_from: TextFilter | None = None  # filter before `/` (esc restores it)
+        self._filter_error: str | None = None
+        self._state = MonitorState()
+        self._rows: BatchRows | None = None
+        self._seen: set[str] | None = None  # ids known before; None until the first sync
+        self._pending: set[str] = set()  # new batches held back above the cursor
+        self._dirty = False
+        self._ticks = 0
+        self._has_labels = False
+
+    @property
+    def batches_app(self) -> BatchtopApp:
+        return cast("BatchtopApp", self.app)
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(self._info, id="header")
+        with Horizontal(id="view-bar"):
+            yield Static(id="view-info")
+            yield Static(id="new-hint")
+        table = VirtualTable(columns_for(False), id="batches")
+        table.sort_column = self._spec.sort_key
+        table.sort_descending = self._spec.descending
+        yield table
+        yield Input(placeholder="regex over id and label (!regex inverts) · enter keeps · esc "
+                                "clears", id="filter")
+        yield EventPane(tz=self._info.tz, id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#events", EventPane).display = False
+        self.query_one("#new-hint", Static).display = False
+        self.header.set_info(self._info)  # it may have changed while composing
+        self.table.focus()
+        self._apply_state(self._state, rebuild=True)
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#batches", VirtualTable)
+
+    @property
+    def header(self) -> StatusHeader:
+        return self.query_one("#header", StatusHeader)
+
+    @property
+    def spec(self) -> ViewSpec:
+        return self._spec
+
+    @property
+    def rows(self) -> BatchRows | None:
+        return self._rows
+
+    @property
+    def new_count(self) -> int:
+        """How many new batches wait in the "+N new" hint."""
+        return len(self._pending)
+
+    def set_info(self, info: HeaderInfo) -> None:
+        self._info = info
+        if self.is_mounted:
+            self.header.set_info(info)
+
+    # -- monitor state ------------------------------------------------------------------------
+
+    def on_monitor_updated(self, message: MonitorUpdated) -> None:
+        self._state = message.state
+        if not self.is_mounted:
+            return
+        if not self.is_current:
+            self._dirty = True  # no repaint under a dialog or another screen
+            return
+        self._apply_state(message.state, rebuild=True)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        if self._dirty and self.is_mounted:
+            self._dirty = False
+            self._apply_state(self._state, rebuild=True)
+
+    def _now(self) -> datetime:
+        return self.batches_app.clock()
+
+    def _apply_state(self, state: MonitorState, *, rebuild: bool) -> None:
+        now = self._now()
+        self.header.show(state, summarize(state.batches.values(), now, self._info.tz), now)
+        if rebuild:
+            self._rebuild(now, data_changed=True)
+        pane = self.query_one("#events", EventPane)
+        if pane.display:
+            pane.feed(state.recent_events)
+
+    def tick(self) -> None:
+        """Called every second by the app: header freshness; ages every few ticks."""
+        if not self.is_mounted or not self.is_current:
+            return
+        now = self._now()
+        self.header.tick(now)
+        self._ticks += 1
+        if self._ticks % AGE_REFRESH_TICKS == 0 and self._rows is not None:
+            self._rows = self._rows.at(now)
+            self.table.set_source(self._rows)
+
+    def refresh_labels(self) -> None:
+        if self.is_mounted:
+            self._rebuild(self._now(), data_changed=False)
+
+    # -- the rows -----------------------------------------------------------------------------
+
+    def _styles(self) -> CellStyles:
+        return CellStyles({
+            name: self.get_component_rich_style(f"batches--{name}", partial=True)
+            for name in STYLE_NAMES
+        })
+
+    def _rebuild(self, now: datetime, *, data_changed: bool) -> None:
+        state = self._state
+        labels = self.batches_app.labels
+        has_labels = bool(labels)
+        table = self.table
+        if has_labels != self._has_labels:
+            self._has_labels = has_labels
+            table.set_columns(columns_for(has_labels))
+        full = apply_view(state.batches.values(), self._spec, now, labels)
+        cursor_key = table.cursor_key
+        if data_changed:
+            self._hold_back(full, self._track_new(state), cursor_key)
+        pending = self._pending
+        if pending:
+            pending.intersection_update(state.batches)
+        view = [b for b in full if b.id not in pending] if pending else full
+        rows = BatchRows(view, now, self._styles(), labels, columns=columns_for(has_labels))
+        screen_line = table.cursor_index - table.scroll_offset.y
+        self._rows = rows
+        table.set_source(rows)
+        if data_changed and cursor_key is not None:
+            # A batch that vanished above the cursor must not move the cursor's line either.
+            index = rows.index_of(cursor_key)
+            if index is not None and index - table.scroll_offset.y != screen_line:
+                table.scroll_to(y=max(0, index - screen_line), animate=False, force=True)
+        self._update_view_bar()
+
+    def _hold_back(self, full: list[BatchSnapshot], new: set[str], cursor_key: str | None) -> None:
+        """New batches that would land above the cursor wait in the "+N new" hint."""
+        if not new or cursor_key is None:
+            return
+        for batch in full:
+            if batch.id == cursor_key:
+                return
+            if batch.id in new:
+                self._pending.add(batch.id)
+
+    def _track_new(self, state: MonitorState) -> set[str]:
+        """Ids that arrived since the last state (nothing counts as new before the first sync)."""
+        if not state.synced:
+            return set()
+        if self._seen is None:
+            self._seen = set(state.batches)
+            return set()
+        new = {i for i in state.batches if i not in self._seen}
+        self._seen.update(new)
+        return new
+
+    def _update_view_bar(self) -> None:
+        rows, state, spec = self._rows, self._state, self._spec
+        shown = len(rows) if rows is not None else 0
+        total = len(state.batches)
+        info = Text(no_wrap=True, overflow="ellipsis")
+        info.append(f" {status_label(spec.status)}", style="bold")
+        if spec.text is not None:
+            info.append("  /")
+            info.append(safe_cell(spec.text.text, 40))
+            info.append("/")
+        if self._filter_error:
+            info.append(f"  {self._filter_error}", self._style("error"))
+        info.append(f"  ·  {shown:,} of {total:,}" if shown != total else f"  ·  {total:,}")
+        info.append(" batches", self._style("muted"))
+        if not state.synced and not state.degraded:
+            info.append("  ·  loading…", self._style("muted"))
+        elif shown == 0:
+            hint = ("no batches in this workspace yet" if total == 0
+                    else "nothing matches — esc clears the filter, 1 shows all")
+            info.append(f"  ·  {hint}", self._style("warning"))
+        self.query_one("#view-info", Static).update(info)
+        hint_widget = self.query_one("#new-hint", Static)
+        count = len(self._pending)
+        hint_widget.display = count > 0
+        if count:
+            hint_widget.update(Text(f" ↑ +{count} new · r shows ", no_wrap=True))
+
+    def _style(self, name: str) -> str:
+        return str(self.get_component_rich_style(f"batches--{name}", partial=True))
+
+    # -- "+N new" -----------------------------------------------------------------------------
+
+    def reveal_new(self) -> None:
+        """Show the held-back batches: scroll to the top, cursor on the first of them."""
+        if not self._pending:
+            return
+        revealed = set(self._pending)
+        self._pending.clear()
+        self._rebuild(self._now(), data_changed=False)
+        rows = self._rows
+        found = [rows.index_of(key) for key in revealed] if rows is not None else []
+        first = min((index for index in found if index is not None), default=0)
+        self.table.scroll_to(y=0, animate=False, force=True)
+        self.table.cursor_index = first
+
+    def on_click(self, event: events.Click) -> None:
+        if event.widget is not None and event.widget.id == "new-hint":
+            self.reveal_new()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "match":
+            return self._search is not None
+        if action == "clear_filter":
+            return self._spec.text is not None or self.query_one("#filter", Input).display
+        return True
+
+    @on(VirtualTable.Selected, "#batches")
+    def _on_selected(self, event: VirtualTable.Selected) -> None:
+        event.stop()
+        self.batches_app.open_batch(event.key)
+
+    @on(VirtualTable.SortRequested, "#batches")
+    def _on_sort(self, event: VirtualTable.SortRequested) -> None:
+        event.stop()
+        self.set_spec(replace(self._spec, sort_key=event.column_key,
+                              descending=event.descending))
+
+    def set_spec(self, spec: ViewSpec) -> None:
+        """Change filter or sort; the cursor stays on its batch when it is still shown."""
+        self._spec = spec
+        self._pending.clear()  # the whole view is laid out anew: nothing to hold back
+        table = self.table
+        table.sort_column = spec.sort_key
+        table.sort_descending = spec.descending
+        self._rebuild(self._now(), data_changed=False)
+        self.refresh_bindings()
+
+    def action_status(self, name: str) -> None:
+        self.set_spec(replace(self._spec, status=STATUS_KEYS[name]))
+
+    def action_refresh(self) -> None:
+        self.reveal_new()
+        self.batches_app.action_refresh_now()
+
+    def action_toggle_events(self) -> None:
+        pane = self.query_one("#events", EventPane)
+        pane.display = not pane.display
+        if pane.display:
+            pane.reset()
+            pane.feed(self._state.recent_events)
+
+    def show_events(self) -> None:
+        pane = self.query_one("#events", EventPane)
+        if not pane.display:
+            self.action_toggle_events()
+
+    def action_match(self, backwards: bool) -> None:
+        if self._search is None or self._rows is None:
+            return
+        index = next_match(self._rows.ids, self.table.cursor_index, self._search,
+                           self.batches_app.labels, backwards=backwards)
+        if index is None:
+            self.notify(f"no batch matches /{self._search.text}/", severity="warning")
+            return
+        self.table.cursor_index = index
+
+    def move_to(self, batch_id: str) -> bool:
+        """Put the cursor on a batch, clearing filters that hide it; False if unknown."""
+        if batch_id not in self._state.batches:
+            return False
+        if batch_id in self._pending:
+            self.reveal_new()
+        if self._rows is None or self._rows.index_of(batch_id) is None:
+            self.set_spec(replace(self._spec, status=StatusFilter.ALL, text=None))
+        return self.table.move_to_key(batch_id)
+
+    # -- the filter line ----------------------------------------------------------------------
+
+    def action_start_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        self._editing_from = self._spec.text
+        field.value = self._spec.text.text if self._spec.text else ""
+        field.display = True
+        field.focus()
+        self.refresh_bindings()
+
+    @on(Input.Changed, "#filter")
+    def _on_filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        try:
+            text = TextFilter.parse(event.value)
+        except FilterError as exc:
+            self._filter_error = str(exc)
+            self._update_view_bar()
+            return
+        self._filter_error = None
+        self.set_spec(replace(self._spec, text=text))
+
+    @on(Input.Submitted, "#filter")
+    def _on_filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._filter_error is None:
+            self._search = self._spec.text or self._search
+            self._close_filter()
+        else:
+            self.notify(self._filter_error, severity="error")
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            # esc while typing: back to the filter as it was before `/`.
+            self._filter_error = None
+            self._close_filter()
+            self.set_spec(replace(self._spec, text=self._editing_from))
+            return
+        if self._spec.text is not None:
+            self._search = self._spec.text
+            self.set_spec(replace(self._spec, text=None))
+
+    def _close_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = False
+        self.table.focus()
+        self._update_view_bar()
+        self.refresh_bindings()
