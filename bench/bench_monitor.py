@@ -21,12 +21,12 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tui.core.cadence import Cadence, poll_interval  # noqa: E402
-from tui.core.models import BatchSnapshot  # noqa: E402
-from tui.core.timefmt import utcnow  # noqa: E402
-from tui.service.api import ApiCall, BatchesAPI  # noqa: E402
-from tui.service.audit import AuditLog  # noqa: E402
-from tui.service.monitor import Monitor, MonitorState  # noqa: E402
+from tui.core.cadence import Cadence, poll_interval
+from tui.core.models import BatchSnapshot
+from tui.core.timefmt import utcnow
+from tui.service.api import ApiCall, BatchesAPI
+from tui.service.audit import AuditLog
+from tui.service.monitor import Monitor, MonitorState
 
 KEY = "bench-key"
 TARGET_FIRST_ROWS_S = 1.0
@@ -53,6 +53,10 @@ def emulator(scenario: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def count_batch_files(directory: Path) -> int:
+    return sum(1 for _ in directory.glob("batch_*.jsonl"))
 
 
 async def timed(run: Callable[[], Awaitable[T]]) -> tuple[float, T]:
@@ -105,7 +109,7 @@ async def bench_sync(url: str, count: int) -> None:
         await task
         drained = time.perf_counter() - started
         await audit.close()
-        files = sum(1 for _ in Path(tmp).glob("batch_*.jsonl"))
+        files = count_batch_files(Path(tmp))
     await api.close()
     first, full = marks["first"], marks["synced"]
     print(f"first rows on screen   {first:6.3f} s   {ratio(first, TARGET_FIRST_ROWS_S)}")
@@ -139,7 +143,7 @@ async def bench_idle(url: str, running_wanted: int, seconds: float) -> None:
         monitor.subscribe(lambda state: synced.set() if state.synced else None)
         task = asyncio.create_task(monitor.run())
         await asyncio.wait_for(synced.wait(), 30)
-        await asyncio.sleep(1.0)  # let the first-sync audit burst finish
+        await asyncio.sleep(5.0)  # let the first-sync audit burst (one file per batch) finish
         state = monitor.state
         now = utcnow()
         intervals = [

@@ -26,6 +26,7 @@ from tui.core.cost import (
     request_size,
     sum_costs,
 )
+from tui.core.requests import estimate_tokens
 
 SONNET = "claude-sonnet-4-5"
 PRICES = PriceTable.load()
@@ -171,6 +172,11 @@ def test_dated_ids_use_their_family(model: str, family: str) -> None:
 )
 def test_other_variants_are_not_guessed(model: str) -> None:
     assert PRICES.lookup(model) is None
+    assert PRICES.per_million(model) is None and model not in PRICES
+
+
+def test_float_lookup_for_request_estimates() -> None:
+    assert PRICES.per_million("claude-haiku-4-5-20251001") == (1.0, 5.0)
 
 
 def test_shipped_table_is_the_published_batch_list_doubled() -> None:
@@ -212,7 +218,7 @@ def test_config_overrides_replace_amend_and_add() -> None:
     assert sonnet is not None and sonnet.source == "config"
     assert sonnet.rate.input == Decimal("1.0")
     haiku = table.lookup("claude-haiku-4-5")
-    assert haiku is not None and (haiku.rate.input, haiku.rate.output) == (Decimal(1), 4)
+    assert haiku is not None and (haiku.rate.input, haiku.rate.output) == (Decimal(1), Decimal(4))
     assert "my-finetune" in table
     sonnet5 = PriceTable.load({"claude-sonnet-5": {"input": 3, "output": 15}})
     price = sonnet5.lookup("claude-sonnet-5")
@@ -280,7 +286,7 @@ def test_store_shaped_totals_are_accepted() -> None:
 
 
 def test_request_size_from_items_and_params() -> None:
-    item = {
+    item: dict[str, Any] = {
         "custom_id": "doc-1",
         "params": {
             "model": SONNET,
@@ -295,8 +301,8 @@ def test_request_size_from_items_and_params() -> None:
         },
     }
     size = request_size(item)
-    # "user" + "text" + 400 chars + system 40 chars, ÷ 4 rounded up, plus one image
-    assert size == RequestSize(SONNET, 1 + 1 + 100 + 10 + 1_600, 1024)
+    assert size == RequestSize(SONNET, estimate_tokens(item["params"]).input_tokens, 1024)
+    assert 110 < size.input_tokens - 1_600 < 120  # ~448 characters ÷ 4, the image counted flat
     assert request_size(item["params"]) == size
     estimate = estimate_cost([item, item], PRICES)
     assert (estimate.requests, estimate.max_output_tokens) == (2, 2048)

@@ -257,3 +257,25 @@ def test_token_estimate_counts_text_and_images_flat() -> None:
                                     messages=[{"role": "user", "content": [image]}]))
     assert tokens.input_tokens == 1_600 + -(-(40 + len("user") + len("image")) // 4)
     assert tokens.output_tokens_max == 16
+
+
+def test_untrusted_values_in_messages_are_inert() -> None:
+    parsed = parse(line("\x1b[31mred\u202e"))
+    message = parsed.problems[0].message
+    assert "\x1b" not in message and "\u202e" not in message
+    assert "␛" in message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=80), st.sampled_from([line("a"), line("b")])),
+                max_size=10))
+def test_parser_never_raises_and_accounts_for_every_line(lines: list[bytes]) -> None:
+    parsed = parse_request_lines(lines, "fuzz.jsonl")
+    assert parsed.lines == len(lines)
+    request_lines = {r.line for r in parsed.requests}
+    problem_lines = {p.line for p in parsed.problems}
+    assert not request_lines & problem_lines
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            assert number in request_lines | problem_lines
+    assert len({r.custom_id for r in parsed.requests}) == len(parsed.requests)

@@ -12,14 +12,24 @@ KEY = "test-key"
 HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
 
 
-def async_client(url: str, retries: int = 0) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(api_key=KEY, base_url=url, max_retries=retries,
-                                    _strict_response_validation=True)
+# Clients made during a test, closed by the autouse fixture in conftest.py (an unclosed async
+# client is otherwise closed by the garbage collector on some later test's event loop).
+OPEN_ASYNC: list[anthropic.AsyncAnthropic] = []
+OPEN_SYNC: list[anthropic.Anthropic] = []
 
 
-def sync_client(url: str, retries: int = 0) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=retries,
-                               _strict_response_validation=True)
+def async_client(url: str, retries: int = 0, key: str = KEY) -> anthropic.AsyncAnthropic:
+    client = anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=retries,
+                                      _strict_response_validation=True)
+    OPEN_ASYNC.append(client)
+    return client
+
+
+def sync_client(url: str, retries: int = 0, key: str = KEY) -> anthropic.Anthropic:
+    client = anthropic.Anthropic(api_key=key, base_url=url, max_retries=retries,
+                                 _strict_response_validation=True)
+    OPEN_SYNC.append(client)
+    return client
 
 
 def params(prompt: str = "Summarise this invoice.", **extra: Any) -> dict[str, Any]:
@@ -52,5 +62,6 @@ async def results_lines(url: str) -> list[bytes]:
     status, headers, payload = await raw("GET", url)
     assert status == 200, payload
     assert headers["content-type"].startswith("application/x-jsonl")
+    assert headers["request-id"].startswith("req_")
     assert payload.endswith(b"\n")
     return payload[:-1].split(b"\n")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from tests.emulator.sdk import requests, sync_client
@@ -53,11 +54,9 @@ def test_api_key_option() -> None:
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip().removeprefix("listening on ")
-        import anthropic
-
         with pytest.raises(anthropic.AuthenticationError):
             sync_client(url).messages.batches.list()
-        good = anthropic.Anthropic(api_key="secret", base_url=url, max_retries=0)
+        good = sync_client(url, key="secret")
         assert good.messages.batches.list().data == []
     finally:
         process.terminate()

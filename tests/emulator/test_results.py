@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.emulator.sdk import async_client, params, raw, requests, results_lines
 from tests.emulator_fixtures import MakeEmulator
@@ -141,3 +144,16 @@ async def test_sdk_decodes_every_line(make_emulator: MakeEmulator) -> None:
     batch = await client.messages.batches.retrieve(batch_id)
     assert kinds == Counter({"succeeded": batch.request_counts.succeeded,
                              "errored": batch.request_counts.errored})
+
+
+async def test_client_closing_early_is_not_a_server_error(
+        make_emulator: MakeEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    emu = await make_emulator(scenario="large:20000")
+    client = async_client(emu.url)
+    decoder = await client.messages.batches.results(emu.engine.labelled("large").id)
+    async for _ in decoder:
+        break
+    await decoder.close()
+    assert (await client.messages.batches.list()).data  # still serving
+    await asyncio.sleep(0.05)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

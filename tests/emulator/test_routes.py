@@ -98,8 +98,7 @@ async def test_auth_bearer_and_x_api_key(make_emulator: MakeEmulator) -> None:
                                            "anthropic-version": "2026-10-21"}))[0] == 200
     with pytest.raises(anthropic.AuthenticationError):
         await async_client(emu.url).messages.batches.list()
-    good = anthropic.AsyncAnthropic(api_key="secret", base_url=emu.url, max_retries=0,
-                                    _strict_response_validation=True)
+    good = async_client(emu.url, key="secret")
     assert (await good.messages.batches.list()).data == []
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shlex
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -90,7 +92,10 @@ async def test_unusable_commands(command: str, problem: str) -> None:
 
 
 def _hanging_hook(pid_file: Path) -> str:
-    script = f"sleep 60 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    """A shell that starts a detached child (own stdio, so only a group kill reaches it)."""
+    script = (
+        f"sleep 60 </dev/null >/dev/null 2>&1 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    )
     return shlex.join(["sh", "-c", script])
 
 
@@ -125,3 +130,15 @@ async def test_cancelling_the_caller_kills_the_hook(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await _wait_gone(child)
+
+
+async def test_any_alert_data_is_sent(tmp_path: Path) -> None:
+    out = tmp_path / "alert.json"
+    alert = Alert(AlertKind.ENDED, "msgbatch_\udcff", Severity.INFO, "ended",
+                  {"cost": Decimal("67.50")})
+    code = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_bytes(sys.stdin.buffer.read())"
+    result = await run_alert_hook(python(code, str(out)), alert)
+    assert result.ok
+    payload = json.loads(out.read_bytes())  # escaped: orjson refuses lone surrogates
+    assert payload["batch_id"] == alert.batch_id
+    assert payload["data"] == {"cost": "67.50"}

@@ -11,6 +11,8 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tui.core.models import CANCELING, IN_PROGRESS, BatchSnapshot
 from tui.emulator.server import RunningEmulator
@@ -98,6 +100,24 @@ async def test_create_retrieve_cancel_delete(make_emulator: MakeEmulator) -> Non
     assert not_ended.value.kind == "bad_request" and not_ended.value.status == 400
     assert [b.id for b in listed] == [created.id]
     assert dict(api.calls) == {"create": 1, "retrieve": 1, "cancel": 1, "delete": 1, "list": 1}
+
+
+async def test_create_message_is_the_dry_run(make_emulator: MakeEmulator) -> None:
+    emu = await make_emulator()
+    api = BatchesAPI.connect(KEY, emu.url)
+    try:
+        message = await api.create_message({**request("dry")["params"], "stream": True})
+        with pytest.raises(ApiError) as incomplete:
+            await api.create_message({"model": "claude-haiku-4-5", "messages": []})
+        with pytest.raises(ApiError) as invalid:
+            await api.create_message({**request("dry")["params"], "max_tokens": 0})
+    finally:
+        await api.close()
+    assert message["type"] == "message" and message["role"] == "assistant"
+    assert message["usage"]["output_tokens"] >= 0
+    assert incomplete.value.kind == "bad_request" and "max_tokens" in incomplete.value.message
+    assert invalid.value.kind == "bad_request" and invalid.value.status == 400
+    assert api.calls["create_message"] == 2  # the incomplete one never left the process
 
 
 async def test_delete_ended_batch(make_emulator: MakeEmulator) -> None:
@@ -221,6 +241,14 @@ def test_call_hooks_can_be_removed() -> None:
 )
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_after(headers) == expected
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.text(max_size=20))
+def test_parse_retry_after_reads_seconds_and_never_raises(seconds: float, junk: str) -> None:
+    assert parse_retry_after({"retry-after": repr(seconds)}) == pytest.approx(seconds)
+    assert parse_retry_after({"retry-after-ms": repr(seconds * 1000)}) == pytest.approx(seconds)
+    parsed = parse_retry_after({"retry-after": junk, "retry-after-ms": junk})
+    assert parsed is None or parsed >= 0
 
 
 def test_parse_retry_after_http_date() -> None:

@@ -138,6 +138,16 @@ class Harness:
         return [call for _, call in self.calls if call.method == method]
 
 
+async def until(monitor: Monitor, predicate: Callable[[MonitorState], bool]) -> None:
+    """Wait for a published state that satisfies `predicate`."""
+    reached = asyncio.Event()
+    unsubscribe = monitor.subscribe(lambda state: reached.set() if predicate(state) else None)
+    try:
+        await asyncio.wait_for(reached.wait(), 5)
+    finally:
+        unsubscribe()
+
+
 def request(custom_id: str) -> dict[str, Any]:
     return {
         "custom_id": custom_id,
@@ -336,6 +346,9 @@ async def test_young_then_middle_aged_batch_follows_the_cadence(
     offsets = [round((at - start).total_seconds()) for at in polls]
     assert offsets == [2, 4, 6, 8, 10, 12, 17, 22, 27, 32, 37]
     assert len(h.called("list")) == 1
+    # Polls that changed nothing publish the same mapping again: no copy per poll.
+    mappings = {id(s.batches) for s in h.states if s.synced}
+    assert len(mappings) == 1
     # 30 calls a minute while young, 12 a minute after: what 60/2 and 60/5 imply.
 
 
@@ -353,6 +366,21 @@ async def test_many_due_batches_share_one_list_call(
     # Five batches every 10 s for 50 s would be 25 retrieves; one list a round instead.
     assert len(h.called("retrieve")) == 0
     assert len(h.called("list")) == 1 + 5
+
+
+async def test_list_pages_stop_once_retrieves_would_be_cheaper(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async def create(client: BatchesAPI) -> None:
+        for n in range(5):
+            await client.create([request(f"s-{n}")])
+
+    # One batch per page: pages 1-3 each cover one due batch, then two retrieves are cheaper.
+    async with monitoring(make_emulator, tmp_path, before=create, scan_limit=1) as h:
+        await h.run_for(10)
+    assert len(h.called("list")) == 1 + 3
+    assert len(h.called("retrieve")) == 2
+    assert not h.sink.named(BATCH_GONE)
 
 
 async def test_focused_batch_is_polled_faster(make_emulator: MakeEmulator, tmp_path: Path) -> None:
@@ -438,3 +466,33 @@ async def test_refresh_now_polls_at_once_and_stop_ends_the_session(
     assert any(isinstance(entry.item, Event) for entry in entries)
     assert h.sink.events[-1].event == SESSION_ENDED
     assert not h.monitor.state.fetching
+
+
+async def test_stop_cancels_a_call_in_flight(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    async with monitoring(make_emulator, tmp_path) as h:
+        h.emu.engine.faults = parse_faults("slow=30s")
+        calls_before = len(h.calls)
+        refresh = asyncio.create_task(h.monitor.refresh_now())
+        await until(h.monitor, lambda state: state.fetching)
+        h.monitor.stop()
+        await asyncio.wait_for(refresh, 5)  # a waiting refresh_now is released, not left hanging
+    assert len(h.calls) == calls_before  # the slow call never completed: it was cancelled
+    assert h.sink.events[-1].event == SESSION_ENDED
+
+
+async def test_cancelling_run_still_ends_the_session(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(faults="slow=30s")
+    api = BatchesAPI.connect(KEY, emu.url)
+    sink = PlainRecorder(AuditLog(tmp_path / "audit"))
+    monitor = Monitor(api, sink)
+    task = asyncio.create_task(monitor.run())
+    await until(monitor, lambda state: state.fetching)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await sink.audit.close()
+    await api.close()
+    assert [e.event for e in sink.events] == [SESSION_STARTED, SESSION_ENDED]
+    assert api.calls["list"] == 1 and not monitor.state.fetching

@@ -73,10 +73,10 @@ def make_app(factory: ServicesFactory | None, settings: Settings | None = None,
     return BatchtopApp(settings or Settings(), services=factory, tz=UTC, **options)
 
 
-async def until(pilot: Pilot[Any], condition: Any, timeout: float = 10.0) -> None:
+async def until(pilot: Pilot[Any], condition: Any, limit_s: float = 10.0) -> None:
     """Let the app run until `condition()` is true."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit_s
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {condition}")

@@ -279,9 +279,9 @@ async def test_a_failing_start_is_a_toast_not_a_traceback(monkeypatch: Any) -> N
 
     app = make_app(broken)
     shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(app, "notify",
+                        lambda message, **kw: shown.append((message, kw.get("title", ""))))
     async with app.run_test(size=SIZE) as pilot:
-        monkeypatch.setattr(app, "notify",
-                            lambda message, **kw: shown.append((message, kw.get("title", ""))))
         await until(pilot, lambda: bool(shown))
         assert app.is_running
     message, title = shown[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -14,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from tui.core.requests import estimate_tokens
 from tui.core.sanitize import safe_text
 
 MILLION = Decimal(1_000_000)
@@ -25,12 +25,6 @@ BATCH_TIER = "batch"
 PRICE_UNKNOWN = "price unknown"
 SHIPPED = "shipped"
 CONFIG = "config"
-
-# Rough sizing for estimates before submit (no tokenizer offline): ~4 characters a token, and
-# an image or document block counted at the size of a large image.
-CHARS_PER_TOKEN = 4
-MEDIA_BLOCK_TOKENS = 1_600
-_MEDIA_TYPES = frozenset({"image", "document"})
 
 _CENT = Decimal("0.01")
 _DATED_ID = re.compile(r"^(?P<family>.+?)[-@]\d{8}$")
@@ -91,7 +85,9 @@ def _fields(usage: ModelUsage) -> tuple[int, ...]:
 
 def _count(value: object) -> int | None:
     """A token count from untrusted JSON: non-negative int, or None when absent or malformed."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is int:  # the common case, first: this runs for every result line
+        return value if value > 0 else 0
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -346,6 +342,11 @@ class PriceTable:
                 found = self._models.get(dated.group("family"))
         return found
 
+    def per_million(self, model: str) -> tuple[float, float] | None:
+        """Today's standard (input, output) USD per million tokens, for float-based callers."""
+        price = self.lookup(model)
+        return None if price is None else (float(price.rate.input), float(price.rate.output))
+
     def __contains__(self, model: object) -> bool:
         return isinstance(model, str) and self.lookup(model) is not None
 
@@ -366,7 +367,7 @@ def _shipped_table() -> PriceTable:
 # Costs
 
 
-def standard_cost(usage: ModelUsage, rate: Rate) -> Decimal:
+def cost_at_standard(usage: ModelUsage, rate: Rate) -> Decimal:
     """USD at standard (non-batch) rates, cache writes and reads at their multiples of input."""
     units = (
         usage.input * rate.input
@@ -378,9 +379,9 @@ def standard_cost(usage: ModelUsage, rate: Rate) -> Decimal:
     return units / MILLION
 
 
-def batch_cost(usage: ModelUsage, rate: Rate) -> Decimal:
+def cost_at_batch(usage: ModelUsage, rate: Rate) -> Decimal:
     """USD at batch rates: 50 % of standard, cache multiples applied first."""
-    return standard_cost(usage, rate) * BATCH_DISCOUNT
+    return cost_at_standard(usage, rate) * BATCH_DISCOUNT
 
 
 def _uncached(usage: ModelUsage) -> ModelUsage:
@@ -450,11 +451,11 @@ class BatchCost:
     lines: tuple[ModelCost, ...] = ()
 
     @property
-    def batch_cost(self) -> Decimal:
+    def cost_at_batch(self) -> Decimal:
         return _known_sum(line.batch_cost for line in self.lines)
 
     @property
-    def standard_cost(self) -> Decimal:
+    def cost_at_standard(self) -> Decimal:
         return _known_sum(line.standard_cost for line in self.lines)
 
     @property
@@ -524,9 +525,9 @@ def cost_of(totals: UsageTotals | Mapping[str, Mapping[str, Any]], prices: Price
                 model=model,
                 usage=usage,
                 price_key=price.key,
-                batch_cost=batch_cost(usage, rate),
-                standard_cost=standard_cost(usage, rate),
-                uncached_cost=batch_cost(_uncached(usage), rate),
+                batch_cost=cost_at_batch(usage, rate),
+                standard_cost=cost_at_standard(usage, rate),
+                uncached_cost=cost_at_batch(_uncached(usage), rate),
             )
         )
     return BatchCost(tuple(lines))
@@ -555,45 +556,16 @@ class RequestSize:
     max_tokens: int
 
 
-def _media_block(node: Mapping[str, Any]) -> bool:
-    return node.get("type") in _MEDIA_TYPES and isinstance(node.get("source"), Mapping)
-
-
-def approximate_tokens(value: object) -> int:
-    """Rough input tokens of a JSON value: text length ÷ 4, media blocks at a fixed size."""
-    chars = 0
-    media = 0
-    stack: list[object] = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            chars += len(node)
-        elif isinstance(node, Mapping):
-            if _media_block(node):
-                media += 1
-                continue
-            stack.extend(node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
-    return math.ceil(chars / CHARS_PER_TOKEN) + media * MEDIA_BLOCK_TOKENS
-
-
 def request_size(request: Mapping[str, Any]) -> RequestSize:
     """Size a batch request item (``{"custom_id", "params"}``) or its bare ``params``."""
     params = request.get("params", request)
     if not isinstance(params, Mapping):
         params = {}
-    tools = params.get("tools")
-    tool_text = json.dumps(tools, ensure_ascii=False, default=str) if tools else ""
-    input_tokens = (
-        approximate_tokens(params.get("messages"))
-        + approximate_tokens(params.get("system"))
-        + approximate_tokens(tool_text)
-    )
+    tokens = estimate_tokens(params)
     return RequestSize(
         model=str(params.get("model") or ""),
-        input_tokens=input_tokens,
-        max_tokens=_count(params.get("max_tokens")) or 0,
+        input_tokens=tokens.input_tokens,
+        max_tokens=tokens.output_tokens_max,
     )
 
 
@@ -661,9 +633,9 @@ def estimate_cost(requests: Iterable[RequestSize | Mapping[str, Any]], prices: P
             unknown_requests += count
             continue
         rate = price.rate_at(at)
-        input_cost += batch_cost(ModelUsage(count, input=input_tokens), rate)
-        output_cost += batch_cost(ModelUsage(count, output=output_tokens), rate)
-        standard += standard_cost(ModelUsage(count, input_tokens, output_tokens), rate)
+        input_cost += cost_at_batch(ModelUsage(count, input=input_tokens), rate)
+        output_cost += cost_at_batch(ModelUsage(count, output=output_tokens), rate)
+        standard += cost_at_standard(ModelUsage(count, input_tokens, output_tokens), rate)
     return Estimate(
         requests=sum(sums[0] for sums in per_model.values()),
         input_tokens=sum(sums[1] for sums in per_model.values()),

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from tui.core.sanitize import safe_cell
+
 MAX_REQUESTS_PER_BATCH = 100_000
 DEFAULT_MAX_PER_BATCH = 10_000
 MAX_BATCH_BYTES = 256 * 1000 * 1000
@@ -175,9 +177,10 @@ class _Problems:
 
 
 def _shown(value: object, limit: int = 40) -> str:
-    """A short, escaped rendering of an untrusted value for a message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A short, inert rendering of an untrusted value for a message (controls made visible)."""
+    if isinstance(value, str):
+        return f"'{safe_cell(value, limit)}'"
+    return safe_cell(repr(value), limit)
 
 
 def _json_error(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:

@@ -2,5 +2,7 @@
 
 from tui.emulator.faults import Faults, parse_faults
 from tui.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
+from tui.emulator.threaded import ThreadedEmulator
 
-__all__ = ["EmulatorConfig", "Faults", "RunningEmulator", "parse_faults", "start_emulator"]
+__all__ = ["EmulatorConfig", "Faults", "RunningEmulator", "ThreadedEmulator", "parse_faults",
+           "start_emulator"]

@@ -146,6 +146,8 @@ def message(traits: RequestTraits, key: int, index: int, *, style: str = PLAIN,
     wanted = low + (h >> 8) % max(1, high - low + 1)
     output_tokens = min(wanted, traits.max_tokens)
     text = _text(h >> 24, output_tokens * 4)
+    if wanted > traits.max_tokens:
+        text = text[: output_tokens * 4]  # cut mid-sentence, as a max_tokens stop is
     if style == HOSTILE:
         text = HOSTILE_TEXT + text
     content: list[dict[str, Any]] = []

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import string
+from binascii import b2a_base64
 
 ALPHABET = string.digits + string.ascii_letters
 _PAIRS = tuple(a + b for a in ALPHABET for b in ALPHABET)
+_PAIRS12 = tuple(_PAIRS[n % len(_PAIRS)] for n in range(4096))
 _MASK = (1 << 64) - 1
+_ALNUM = bytes.maketrans(b"+/", b"xZ")
 
 
 def mix64(value: int) -> int:
@@ -18,16 +21,20 @@ def mix64(value: int) -> int:
     return value ^ (value >> 31)
 
 
+def _five_pairs(value: int) -> str:
+    """Ten base-62 characters from the low 60 bits of `value` (12 bits per pair)."""
+    pairs = _PAIRS12
+    return (pairs[value & 4095] + pairs[(value >> 12) & 4095] + pairs[(value >> 24) & 4095]
+            + pairs[(value >> 36) & 4095] + pairs[(value >> 48) & 4095])
+
+
 def base62(value: int, width: int) -> str:
-    """`width` base-62 characters drawn from `value`, re-mixed whenever it runs dry."""
+    """`width` base-62 characters drawn from `value`, re-mixed every ten characters."""
     out: list[str] = []
-    state = pool = value
-    for _ in range((width + 1) // 2):
-        if pool < 3844:
-            state = mix64(state)
-            pool = state
-        pool, rest = divmod(pool, 3844)
-        out.append(_PAIRS[rest])
+    state = value
+    for _ in range((width + 9) // 10):
+        out.append(_five_pairs(state))
+        state = mix64(state)
     return "".join(out)[:width]
 
 
@@ -50,10 +57,18 @@ class IdFactory:
         return "req_011C" + base62(self._requests.getrandbits(128), 20)
 
 
+def _id_body(value: int) -> str:
+    """22 alphanumeric characters from one 64-bit hash (base64 with `+/` swapped: results
+    write one id per line, so this is a hot path)."""
+    second = (value * 0x9E3779B97F4A7C15) & _MASK
+    raw = ((value << 64) | second).to_bytes(16, "big")
+    return b2a_base64(raw, newline=False)[:22].translate(_ALNUM).decode()
+
+
 def message_id(batch_key: int, index: int) -> str:
     """`msg_01…` (24 characters after the prefix), stable for a batch key and request index."""
-    return "msg_01" + base62(mix64(batch_key ^ (index * 0x2545F4914F6CDD1D)), 22)
+    return "msg_01" + _id_body(mix64(batch_key ^ (index * 0x2545F4914F6CDD1D)))
 
 
 def tool_use_id(batch_key: int, index: int) -> str:
-    return "toolu_01" + base62(mix64(batch_key + index * 0x9E3779B1), 22)
+    return "toolu_01" + _id_body(mix64(batch_key + index * 0x9E3779B1))

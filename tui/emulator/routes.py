@@ -116,8 +116,12 @@ async def batch_results(request: web.Request) -> web.StreamResponse:
         lines = cut_short(lines, int(cut * record.count))
     response = web.StreamResponse(headers={"content-type": "application/x-jsonl"})
     await response.prepare(request)
-    for chunk in chunked(lines):
-        await response.write(chunk)
+    try:
+        for chunk in chunked(lines):
+            await response.write(chunk)
+    except ConnectionError:  # the client went away (e.g. closed the decoder early)
+        response.force_close()
+        return response
     if cut is not None and request.transport is not None:
         request.transport.close()  # no final chunk: the client sees a connection cut mid-body
         return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -21,9 +21,8 @@ class ToolSpec:
     fields: tuple[tuple[str, str], ...] = ()  # (property, JSON-schema type)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestTraits:
-    """What a fake response needs to know about its request."""
+class RequestTraits(NamedTuple):
+    """What a fake response needs to know about its request (a tuple: built once per line)."""
 
     model: str
     max_tokens: int

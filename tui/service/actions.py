@@ -181,7 +181,6 @@ class TargetOutcome:
     ok: bool
     batch: BatchSnapshot | None = None
     error: ApiError | None = None
-    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

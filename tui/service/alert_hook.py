@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -17,7 +18,8 @@ from tui.core.sanitize import safe_text
 
 log = logging.getLogger(__name__)
 
-STDERR_TAIL = 2_000  # bytes of the hook's stderr kept for the failure message
+STDERR_TAIL = 2_000  # bytes of the hook's stderr read for the failure message
+DETAIL_CHARS = 300  # characters of it kept, on one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,15 @@ def hook_environment(alert: Alert) -> dict[str, str]:
         BATCHTOP_ALERT_MESSAGE=alert.message.replace("\0", ""),
     )
     return env
+
+
+def alert_payload(alert: Alert) -> bytes:
+    """One line of JSON; text orjson refuses (lone surrogates from a hostile API) is escaped."""
+    document = alert.to_json()
+    try:
+        return orjson.dumps(document, default=str) + b"\n"
+    except TypeError:
+        return json.dumps(document, default=str).encode("ascii") + b"\n"
 
 
 async def _converse(process: asyncio.subprocess.Process, payload: bytes) -> tuple[int, bytes]:
@@ -65,9 +76,15 @@ async def _kill_group(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-def _failed(command: str, error: str, returncode: int | None = None) -> HookResult:
-    log.warning("on_alert command %r failed: %s", command, error)
+def _failed(program: str, error: str, returncode: int | None = None) -> HookResult:
+    # Only the program is logged: the rest of a command line may carry a webhook token.
+    log.warning("on_alert command %s failed: %s", safe_text(program), error)
     return HookResult(False, returncode, error)
+
+
+def _detail(stderr: bytes) -> str:
+    text = " ".join(safe_text(stderr.decode("utf-8", "replace")).split())
+    return text[-DETAIL_CHARS:]
 
 
 # The timeout is the hook's lifetime, not a cancel scope for the caller: when it passes the
@@ -83,10 +100,11 @@ async def run_alert_hook(
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        return _failed(command, f"cannot parse the command: {exc}")
+        return _failed("(unparsable)", f"cannot parse the command: {exc}")
     if not argv:
-        return _failed(command, "the command is empty")
-    payload = orjson.dumps(alert.to_json()) + b"\n"
+        return _failed("(empty)", "the command is empty")
+    program = argv[0]
+    payload = alert_payload(alert)
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -96,23 +114,24 @@ async def run_alert_hook(
             env=hook_environment(alert),
             start_new_session=True,
         )
-    except OSError as exc:
-        return _failed(command, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or unencodable text in argv/env
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return _failed(program, f"cannot start {program!r}: {reason}")
     try:
         async with asyncio.timeout(timeout):
             returncode, stderr = await _converse(process, payload)
     except TimeoutError:
         await _kill_group(process)
-        return _failed(command, f"timed out after {timeout:g}s and was killed", process.returncode)
+        return _failed(program, f"timed out after {timeout:g}s and was killed", process.returncode)
     except asyncio.CancelledError:
         await _kill_group(process)
         raise
     except OSError as exc:
         await _kill_group(process)
-        return _failed(command, f"I/O error talking to the command: {exc}", process.returncode)
+        return _failed(program, f"I/O error talking to the command: {exc}", process.returncode)
     if returncode != 0:
-        detail = safe_text(stderr.decode("utf-8", "replace").strip())
+        detail = _detail(stderr)
         message = f"exited with status {returncode}" + (f": {detail}" if detail else "")
-        return _failed(command, message, returncode)
+        return _failed(program, message, returncode)
     # A clean exit may still leave children behind in its group; they are not ours to wait for.
     return HookResult(True, 0)

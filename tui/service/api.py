@@ -25,6 +25,7 @@ ErrorKind = Literal[
 TRANSIENT_KINDS: frozenset[str] = frozenset({"rate_limited", "server", "connection", "timeout"})
 
 LIST_PAGE_MAX = 1000
+MESSAGE_REQUIRED: tuple[str, ...] = ("model", "max_tokens", "messages")
 DEFAULT_TIMEOUT_S = 30.0
 _REDACTED = "[redacted]"
 
@@ -321,6 +322,9 @@ class BatchesAPI:
         """A plain Messages API call (the dry run before a batch); returns the message JSON."""
         body: dict[str, Any] = dict(params)
         body.pop("stream", None)
+        missing = [name for name in MESSAGE_REQUIRED if name not in body]
+        if missing:  # the SDK would raise TypeError before sending anything
+            raise ApiError(f"missing required field(s): {', '.join(missing)}", kind="bad_request")
         message = await self._call(
             "create_message", body.get("model"), lambda: self.client.messages.create(**body)
         )

@@ -264,11 +264,14 @@ class Monitor:
                 continue
             self._forced = False
             calls_before = self.api.total_calls
-            self._tick_task = asyncio.create_task(self._tick(now, forced))
+            task = self._tick_task = asyncio.create_task(self._tick(now, forced))
             try:
-                await asyncio.wait({self._tick_task})
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                task.cancel()  # run() itself was cancelled: take the tick down with it
+                raise
             finally:
-                task, self._tick_task = self._tick_task, None
+                self._tick_task = None
             if task.cancelled():
                 break
             error = task.exception()
@@ -362,15 +365,23 @@ class Monitor:
         self._next_discover = now + timedelta(seconds=self.cadence.discover_s)
 
     async def _refresh_by_list(self, now: datetime, due: list[str]) -> list[str]:
-        """Refresh due batches from list pages; returns the ids the pages did not cover."""
+        """Refresh due batches from list pages; returns the ids the pages did not cover.
+
+        Running batches are usually the newest, so the first page tends to hold them all.
+        Reading stops once another page would cost more than retrieving those still missing.
+        """
         missing = set(due)
         oldest = min(self._batches[batch_id].created_at for batch_id in due)
         self._set_fetching()
+        read = 0
         async with contextlib.aclosing(self.api.iter_pages(self._scan_limit)) as pages:
             async for page in pages:
+                read += 1
                 self._apply_many(page, now)
                 missing.difference_update(batch.id for batch in page)
                 if not missing or not page or page[-1].created_at < oldest:
+                    break
+                if len(missing) < self._bulk_threshold or read >= len(missing):
                     break
         return [batch_id for batch_id in due if batch_id in missing]
 

@@ -55,15 +55,18 @@ DEFAULT_ATTEMPTS = 3
 FEED_BYTES = 1 << 20
 FIRST_FEED_BYTES = 64 << 10  # a small first hand-off so the first rows show up at once
 RAW_BLOCK = 1 << 20
+SEQ_BITS = 32
 COMMIT_ROWS = 5000
 WRITER_CACHE_KIB = 16 * 1024
 
 ORDER_COLUMNS: frozenset[str] = frozenset(INDEX_COLUMNS) - {"offset"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
+_ROW_COLUMNS = ", ".join(INDEX_COLUMNS)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY,
+    batch_key INTEGER PRIMARY KEY,
+    batch_id TEXT NOT NULL UNIQUE,
     complete INTEGER NOT NULL DEFAULT 0,
     expected INTEGER NOT NULL,
     lines INTEGER NOT NULL DEFAULT 0,
@@ -76,8 +79,11 @@ CREATE TABLE IF NOT EXISTS batches (
     last_error TEXT,
     raw_file TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS results (
-    batch_id TEXT NOT NULL,
+-- One row per results line. id = batch_key << 32 | seq: an integer key keeps rows and
+-- index entries small and makes a batch one contiguous, append-only range.
+CREATE TABLE IF NOT EXISTS result_rows (
+    id INTEGER PRIMARY KEY,
+    batch_key INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     custom_id TEXT NOT NULL,
     type TEXT NOT NULL,
@@ -91,18 +97,23 @@ CREATE TABLE IF NOT EXISTS results (
     cache_read_input_tokens INTEGER,
     service_tier TEXT,
     offset INTEGER NOT NULL,
-    length INTEGER NOT NULL,
-    PRIMARY KEY (batch_id, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS results_custom_id ON results (batch_id, custom_id);
-CREATE INDEX IF NOT EXISTS results_type ON results (batch_id, type, error_type);
+    length INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS result_rows_custom_id ON result_rows (batch_key, custom_id);
+CREATE INDEX IF NOT EXISTS result_rows_type ON result_rows (batch_key, type, error_type);
+-- What people query with the sqlite3 shell.
+CREATE VIEW IF NOT EXISTS results AS
+    SELECT batches.batch_id, {", ".join("result_rows." + c for c in INDEX_COLUMNS)}
+    FROM result_rows JOIN batches USING (batch_key);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
-_SELECT_ROW = f"SELECT {', '.join(INDEX_COLUMNS)} FROM results"
+_KEY_OF = "(SELECT batch_key FROM batches WHERE batch_id = ?)"
+_SELECT_ROW = f"SELECT {_ROW_COLUMNS} FROM result_rows"
 _INSERT_ROW = (
-    f"INSERT INTO results (batch_id, {', '.join(INDEX_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * (len(INDEX_COLUMNS) + 1))})"
+    f"INSERT INTO result_rows (id, batch_key, {_ROW_COLUMNS}) "
+    f"VALUES ({', '.join('?' * (len(INDEX_COLUMNS) + 2))})"
 )
+_DELETE_ROWS = "DELETE FROM result_rows WHERE id BETWEEN ? AND ?"
 _STATUS_COLUMNS = (
     "batch_id, complete, expected, lines, bytes, malformed, unknown, attempts, "
     "downloaded_at, seconds, last_error"
@@ -221,9 +232,23 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(batch_id: str, f: ResultFilter) -> tuple[str, list[Any]]:
-    clauses = ["batch_id = ?"]
-    params: list[Any] = [batch_id]
+def _id_range(batch_key: int) -> tuple[int, int]:
+    first = batch_key << SEQ_BITS
+    return first, first + (1 << SEQ_BITS) - 1
+
+
+def _where(
+    batch_key: int | None, f: ResultFilter, order_by: str = "seq"
+) -> tuple[str, list[Any]]:
+    """SQL conditions and parameters for `f` over one batch (None: a batch not stored)."""
+    key = -1 if batch_key is None else batch_key
+    clauses = ["id BETWEEN ? AND ?"]
+    params: list[Any] = [*_id_range(key)]
+    if f.get("types") is not None or f.get("error_type") is not None or order_by == "custom_id":
+        # An index on (batch_key, ...) serves these; otherwise the id range alone makes the
+        # planner scan the batch in seq order, with no sort.
+        clauses.append("batch_key = ?")
+        params.append(key)
     types = f.get("types")
     if types is not None:
         wanted = sorted(set(types))
@@ -263,8 +288,8 @@ def _order(order_by: str, descending: bool) -> str:
         raise ValueError(f"cannot order results by {order_by!r}")
     direction = "DESC" if descending else "ASC"
     if order_by == "seq":
-        return f"ORDER BY seq {direction}"
-    return f"ORDER BY {order_by} {direction}, seq {direction}"
+        return f"ORDER BY id {direction}"
+    return f"ORDER BY {order_by} {direction}, id {direction}"
 
 
 def _status_from_row(row: Sequence[Any]) -> StoreStatus:
@@ -305,8 +330,10 @@ class _Ingest:
         self.batch_id = batch_id
         self.expected = expected
         self.attempt = 0
+        self.key = 0
         self._conn = _connect(db_path)
         self._conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         _private_file(raw_path)
         self._raw_name = raw_path.name
         self._raw: IO[bytes] = open(raw_path, "r+b")  # noqa: SIM115 - closed in close()
@@ -328,12 +355,19 @@ class _Ingest:
         self._raw.seek(0)
         self._raw.truncate()
         with _transaction(self._conn) as conn:
-            conn.execute("DELETE FROM results WHERE batch_id = ?", (self.batch_id,))
+            # An upsert, not a replace: the batch keeps its key (and its rows' id range).
             conn.execute(
-                "INSERT OR REPLACE INTO batches (batch_id, complete, expected, attempts, raw_file)"
-                " VALUES (?, 0, ?, ?, ?)",
+                "INSERT INTO batches (batch_id, expected, attempts, raw_file) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (batch_id) DO UPDATE SET complete = 0, expected = excluded.expected,"
+                " lines = 0, bytes = 0, malformed = 0, unknown = 0, attempts = excluded.attempts,"
+                " downloaded_at = NULL, seconds = NULL, last_error = NULL,"
+                " raw_file = excluded.raw_file",
                 (self.batch_id, self.expected, attempt, self._raw_name),
             )
+            (self.key,) = conn.execute(
+                "SELECT batch_key FROM batches WHERE batch_id = ?", (self.batch_id,)
+            ).fetchone()
+            conn.execute(_DELETE_ROWS, _id_range(self.key))
 
     def feed(self, data: bytes) -> DownloadProgress:
         """Store a chunk of the stream and index the lines it completes."""
@@ -354,7 +388,8 @@ class _Ingest:
         return self.progress()
 
     def _parse(self, lines: list[tuple[int, bytes]]) -> None:
-        batch_id = self.batch_id
+        key = self.key
+        first_id = key << SEQ_BITS
         seq = self.lines
         append = self._rows.append
         for offset, line in lines:
@@ -365,7 +400,7 @@ class _Ingest:
                     self.malformed += 1
                 else:
                     self.unknown += 1
-            append((batch_id, seq, *record, offset, len(line)))
+            append((first_id + seq, key, seq, *record, offset, len(line)))
             seq += 1
         self.lines = seq
 
@@ -678,7 +713,7 @@ class ResultsStore:
         **filters: Unpack[ResultFilter],
     ) -> list[IndexRow]:
         """Index rows matching `filters`, sorted, one page (`limit` None: all)."""
-        where, params = _where(batch_id, filters)
+        where, params = self._where(batch_id, filters, order_by)
         sql = f"{_SELECT_ROW} WHERE {where} {_order(order_by, descending)} LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
         with self._lock:
@@ -686,9 +721,9 @@ class ResultsStore:
 
     def count(self, batch_id: str, **filters: Unpack[ResultFilter]) -> int:
         """How many rows match `filters`."""
-        where, params = _where(batch_id, filters)
+        where, params = self._where(batch_id, filters)
         with self._lock:
-            row = self._conn.execute(f"SELECT count(*) FROM results WHERE {where}", params)
+            row = self._conn.execute(f"SELECT count(*) FROM result_rows WHERE {where}", params)
             return int(row.fetchone()[0])
 
     def row_ids(
@@ -700,31 +735,48 @@ class ResultsStore:
         **filters: Unpack[ResultFilter],
     ) -> list[int]:
         """The `seq` of every matching row, in order: a virtual table pages through these."""
-        where, params = _where(batch_id, filters)
-        sql = f"SELECT seq FROM results WHERE {where} {_order(order_by, descending)}"
+        where, params = self._where(batch_id, filters, order_by)
+        sql = f"SELECT seq FROM result_rows WHERE {where} {_order(order_by, descending)}"
         with self._lock:
             return [row[0] for row in self._conn.execute(sql, params)]
+
+    def _where(
+        self, batch_id: str, filters: ResultFilter, order_by: str = "seq"
+    ) -> tuple[str, list[Any]]:
+        with self._lock:
+            return _where(self._batch_key(batch_id), filters, order_by)
+
+    def _batch_key(self, batch_id: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT batch_key FROM batches WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def rows_by_seq(self, batch_id: str, seqs: Sequence[int]) -> list[IndexRow]:
         """The rows with these `seq` numbers, in the order given (unknown ones left out)."""
         found: dict[int, IndexRow] = {}
         with self._lock:
+            key = self._batch_key(batch_id)
+            if key is None:
+                return []
+            first = key << SEQ_BITS
             for start in range(0, len(seqs), 500):
-                window = list(seqs[start : start + 500])
-                sql = (
-                    f"{_SELECT_ROW} WHERE batch_id = ? AND seq IN ({', '.join('?' * len(window))})"
-                )
-                for row in self._conn.execute(sql, [batch_id, *window]):
+                ids = [first + seq for seq in seqs[start : start + 500]]
+                sql = f"{_SELECT_ROW} WHERE id IN ({', '.join('?' * len(ids))})"
+                for row in self._conn.execute(sql, ids):
                     found[row[0]] = IndexRow(*row)
         return [found[s] for s in seqs if s in found]
 
     def read_raw(self, batch_id: str, seq: int) -> bytes:
         """The full line of one result, byte-exact, without its newline."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT offset, length FROM results WHERE batch_id = ? AND seq = ?",
-                (batch_id, seq),
-            ).fetchone()
+            key = self._batch_key(batch_id)
+            row = None
+            if key is not None and 0 <= seq < 1 << SEQ_BITS:
+                row = self._conn.execute(
+                    "SELECT offset, length FROM result_rows WHERE id = ?",
+                    ((key << SEQ_BITS) + seq,),
+                ).fetchone()
         if row is None:
             raise KeyError(f"no result {seq} in batch {batch_id}")
         with open(self.raw_path(batch_id), "rb") as handle:
@@ -743,8 +795,10 @@ class ResultsStore:
 
         Reads through its own connection, so it may be consumed slowly or from a thread.
         """
-        where, params = _where(batch_id, filters)
-        sql = f"SELECT offset, length FROM results WHERE {where} {_order(order_by, descending)}"
+        where, params = self._where(batch_id, filters, order_by)
+        sql = (
+            f"SELECT offset, length FROM result_rows WHERE {where} {_order(order_by, descending)}"
+        )
         sequential = order_by == "seq" and not descending
         conn = _connect(self.db_path)
         try:
@@ -761,7 +815,8 @@ class ResultsStore:
         """Rows per result type (unknown types and ``malformed`` included)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT type, count(*) FROM results WHERE batch_id = ? GROUP BY type", (batch_id,)
+                f"SELECT type, count(*) FROM result_rows WHERE batch_key = {_KEY_OF} GROUP BY type",
+                (batch_id,),
             ).fetchall()
         return {kind: n for kind, n in rows}
 
@@ -772,8 +827,8 @@ class ResultsStore:
         """
         with self._lock:
             rows = self._conn.execute(
-                "SELECT type, error_type, error_message, count(*) AS n FROM results"
-                " WHERE batch_id = ? AND type NOT IN (?, ?)"
+                "SELECT type, error_type, error_message, count(*) AS n FROM result_rows"
+                f" WHERE batch_key = {_KEY_OF} AND type NOT IN (?, ?)"
                 " GROUP BY type, error_type, error_message ORDER BY n DESC, type, error_type",
                 (batch_id, SUCCEEDED, CANCELED),
             ).fetchall()
@@ -794,7 +849,7 @@ class ResultsStore:
             rows = self._conn.execute(
                 "SELECT coalesce(model, ''), count(*), total(input_tokens), total(output_tokens),"
                 " total(cache_creation_input_tokens), total(cache_read_input_tokens)"
-                " FROM results WHERE batch_id = ? AND type = ? GROUP BY 1 ORDER BY 1",
+                f" FROM result_rows WHERE batch_key = {_KEY_OF} AND type = ? GROUP BY 1 ORDER BY 1",
                 (batch_id, SUCCEEDED),
             ).fetchall()
         return {
@@ -806,7 +861,7 @@ class ResultsStore:
         """Every custom_id that came back as a readable result."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT custom_id FROM results WHERE batch_id = ? AND type != ?",
+                f"SELECT custom_id FROM result_rows WHERE batch_key = {_KEY_OF} AND type != ?",
                 (batch_id, MALFORMED),
             ).fetchall()
         return {r[0] for r in rows}
@@ -821,7 +876,9 @@ class ResultsStore:
     def forget(self, batch_id: str) -> None:
         """Drop a batch's rows and raw file (the next `ensure` downloads again)."""
         with self._lock, _transaction(self._conn) as conn:
-            conn.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+            key = self._batch_key(batch_id)
+            if key is not None:
+                conn.execute(_DELETE_ROWS, _id_range(key))
             conn.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
         self.raw_path(batch_id).unlink(missing_ok=True)
 

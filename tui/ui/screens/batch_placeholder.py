@@ -55,8 +55,6 @@ def details_table(batch: BatchSnapshot, now: datetime) -> Table:
         row("cancel requested", format_time(batch.cancel_initiated_at) or "")
     if batch.archived_at:
         row("archived", format_time(batch.archived_at) or "")
-    if batch.results_url:
-        row("results url", batch.results_url)
     return table
 
 

@@ -26,8 +26,9 @@ from tui.core.batch_view import (
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 from tui.service.monitor import MonitorState
-from tui.ui.batch_rows import STYLE_NAMES, BatchRows, CellStyles, columns_for
+from tui.ui.batch_rows import BatchRows, CellStyles, columns_for
 from tui.ui.messages import MonitorUpdated
+from tui.ui.render import component_classes, resolve_styles, style_css
 from tui.ui.widgets.event_pane import EventPane
 from tui.ui.widgets.status_header import HeaderInfo, StatusHeader
 from tui.ui.widgets.vtable import VirtualTable
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
 AGE_REFRESH_TICKS = 5  # re-render ages and countdowns every this many header ticks
 
-_STATUS = Binding.Group("status", compact=True)
-_MATCH = Binding.Group("match", compact=True)
+_STATUS = Binding.Group("status")
+_MATCH = Binding.Group("match")
 
 STATUS_KEYS: dict[str, StatusFilter] = {
     "all": StatusFilter.ALL,
@@ -90,7 +91,8 @@ class BatchesScreen(Screen[None]):
         Binding("L", "toggle_events", "Events", id="batches.events"),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {f"batches--{name}" for name in STYLE_NAMES}
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("batches")
+    DEFAULT_CSS = style_css("BatchesScreen", "batches")
 
     def __init__(self, info: HeaderInfo) -> None:
         super().__init__()
@@ -99,6 +101,7 @@ class BatchesScreen(Screen[None]):
         self._search: TextFilter | None = None  # last filter pattern: n / N find it
         self._editing_from: TextFilter | None = None  # filter before `/` (esc restores it)
         self._filter_error: str | None = None
+        self._editing = False  # the `/` line is open
         self._state = MonitorState()
         self._rows: BatchRows | None = None
         self._seen: set[str] | None = None  # ids known before; None until the first sync
@@ -207,10 +210,7 @@ class BatchesScreen(Screen[None]):
     # -- the rows -----------------------------------------------------------------------------
 
     def _styles(self) -> CellStyles:
-        return CellStyles({
-            name: self.get_component_rich_style(f"batches--{name}", partial=True)
-            for name in STYLE_NAMES
-        })
+        return resolve_styles(self, "batches")
 
     def _rebuild(self, now: datetime, *, data_changed: bool) -> None:
         state = self._state
@@ -312,10 +312,12 @@ class BatchesScreen(Screen[None]):
     # -- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None: shown (dimmed) but not run, so the key falls through to other bindings.
         if action == "match":
-            return self._search is not None
+            return True if self._search is not None else None
         if action == "clear_filter":
-            return self._spec.text is not None or self.query_one("#filter", Input).display
+            active = self._spec.text is not None or self._editing
+            return True if active else None
         return True
 
     @on(VirtualTable.Selected, "#batches")
@@ -385,6 +387,7 @@ class BatchesScreen(Screen[None]):
         self._editing_from = self._spec.text
         field.value = self._spec.text.text if self._spec.text else ""
         field.display = True
+        self._editing = True
         field.focus()
         self.refresh_bindings()
 
@@ -410,8 +413,7 @@ class BatchesScreen(Screen[None]):
             self.notify(self._filter_error, severity="error")
 
     def action_clear_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        if field.display:
+        if self._editing:
             # esc while typing: back to the filter as it was before `/`.
             self._filter_error = None
             self._close_filter()
@@ -422,8 +424,8 @@ class BatchesScreen(Screen[None]):
             self.set_spec(replace(self._spec, text=None))
 
     def _close_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.display = False
+        self.query_one("#filter", Input).display = False
+        self._editing = False
         self.table.focus()
         self._update_view_bar()
         self.refresh_bindings()

@@ -1,0 +1,265 @@
+"""The batch screen's header: id, status, times, the five counts with a bar, results state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import StrEnum
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.core.batch_view import results_until
+from tui.core.models import COUNT_FIELDS, BatchSnapshot
+from tui.core.results import DownloadProgress, StoreStatus
+from tui.core.sanitize import safe_cell
+from tui.core.timefmt import human_duration, short_duration
+from tui.ui.batch_rows import CellStyles
+from tui.ui.render import byte_size, count_text, outcome_bar, rate_label, status_text
+
+BAR_WIDTH = 24
+SEP = " · "
+
+
+class Phase(StrEnum):
+    """Where the results of the open batch stand."""
+
+    LOADING = "loading"  # looking the batch up
+    NOT_FOUND = "not_found"  # the API does not know it (or the lookup failed)
+    LIVE = "live"  # running or canceling: results do not exist yet
+    DOWNLOADING = "downloading"
+    READY = "ready"  # every result is in the store
+    INCOMPLETE = "incomplete"  # the download ended short or failed
+    UNAVAILABLE = "unavailable"  # archived before it was downloaded here
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsState:
+    """What the results store holds or is doing for the open batch."""
+
+    phase: Phase = Phase.LOADING
+    progress: DownloadProgress | None = None
+    status: StoreStatus | None = None
+    error: str | None = None  # already reduced to one line by the screen
+    submitted: int | None = None  # requests the ledger knows were sent (None: unknown)
+    missing: int | None = None  # of those, how many have no result
+
+
+def clock_time(value: datetime, tz: tzinfo | None) -> str:
+    """A timestamp for people, in the display zone: "2025-03-01 14:05"."""
+    return f"{value.astimezone(tz):%Y-%m-%d %H:%M}"
+
+
+def _until(then: datetime, now: datetime) -> str:
+    left = (then - now).total_seconds()
+    return f"in {human_duration(left)}" if left > 0 else f"{short_duration(-left)} ago"
+
+
+def _timing(batch: BatchSnapshot, now: datetime, tz: tzinfo | None, styles: CellStyles) -> Text:
+    muted = styles("muted")
+    line = Text(" ")
+    line.append("created ", muted)
+    line.append(clock_time(batch.created_at, tz))
+    if batch.ended_at is not None:
+        line.append(SEP + "ended ", muted)
+        line.append(clock_time(batch.ended_at, tz))
+        line.append(SEP + "took ", muted)
+        line.append(human_duration(batch.duration_seconds(now)))
+        if batch.archived_at is not None:
+            line.append(SEP + "archived ", muted)
+            line.append(clock_time(batch.archived_at, tz), styles("warning"))
+            line.append(" (results no longer downloadable)", muted)
+        else:
+            until = results_until(batch)
+            line.append(SEP + "results until ", muted)
+            line.append(f"{clock_time(until, tz)} ({_until(until, now)})")
+        return line
+    line.append(SEP + "elapsed ", muted)
+    line.append(human_duration(batch.duration_seconds(now)))
+    line.append(SEP + "expires ", muted)
+    left = (batch.expires_at - now).total_seconds()
+    line.append(f"{clock_time(batch.expires_at, tz)} ({_until(batch.expires_at, now)})",
+                styles("warning") if left < 3600 else "")
+    if batch.cancel_initiated_at is not None:
+        line.append(SEP + "cancel requested ", muted)
+        line.append(clock_time(batch.cancel_initiated_at, tz), styles("canceling"))
+    return line
+
+
+def _counts(batch: BatchSnapshot, styles: CellStyles) -> Text:
+    counts = batch.request_counts
+    line = Text(" ")
+    line.append_text(outcome_bar(counts, BAR_WIDTH, styles))
+    line.append("  ")
+    if not batch.is_ended:
+        line.append("processing ", styles("muted"))
+        line.append_text(count_text(counts.processing, styles("running")))
+        line.append(SEP + "the other counts arrive when the batch ends", styles("muted"))
+        return line
+    for n, name in enumerate(COUNT_FIELDS[1:]):
+        value: int = getattr(counts, name)
+        if n:
+            line.append(SEP, styles("muted"))
+        line.append(f"{name} ", styles("muted"))
+        style = styles("muted") if not value else ""
+        if value and name in ("errored", "expired"):
+            style = styles("failures")
+        elif value and name == "canceled":
+            style = styles("canceled")
+        line.append_text(count_text(value, style))
+    if counts.processing:
+        line.append(SEP + "processing ", styles("muted"))
+        line.append_text(count_text(counts.processing))
+    line.append("   error rate ", styles("muted"))
+    rate = counts.error_rate
+    line.append(rate_label(rate), styles("failures") if rate else styles("muted"))
+    return line
+
+
+def _stored(status: StoreStatus, styles: CellStyles) -> Text:
+    """Malformed lines and unknown result types: counted, never hidden."""
+    line = Text()
+    if status.malformed:
+        line.append(SEP)
+        line.append(f"{status.malformed:,} malformed line{'s' * (status.malformed != 1)}",
+                    styles("warning"))
+    if status.unknown:
+        line.append(SEP)
+        line.append(f"{status.unknown:,} of an unknown result type", styles("warning"))
+    return line
+
+
+def _results(batch: BatchSnapshot | None, state: ResultsState, tz: tzinfo | None,
+             styles: CellStyles) -> Text:
+    muted = styles("muted")
+    line = Text(" ")
+    phase, status, progress = state.phase, state.status, state.progress
+    if phase is Phase.LOADING:
+        line.append("looking the batch up…", muted)
+    elif phase is Phase.NOT_FOUND:
+        line.append(safe_cell(state.error or "this batch is not known to the API", 140),
+                    styles("error"))
+        line.append(" — r tries again", muted)
+    elif phase is Phase.LIVE:
+        when = clock_time(batch.expires_at, tz) if batch is not None else "its expiry"
+        line.append("results appear when every request has finished or at ")
+        line.append(when, styles("heading"))
+        line.append(SEP + "this screen downloads them by itself", muted)
+    elif phase is Phase.DOWNLOADING:
+        line.append("downloading results ", styles("running"))
+        if progress is not None:
+            line.append(f"{progress.lines:,} of {progress.expected:,} lines")
+            line.append(SEP + byte_size(progress.bytes))
+            if progress.attempt > 1:
+                line.append(SEP + f"attempt {progress.attempt}", styles("warning"))
+            if progress.malformed or progress.unknown:
+                line.append_text(_stored(StoreStatus(
+                    progress.batch_id, False, progress.expected, progress.lines, progress.bytes,
+                    progress.malformed, progress.unknown), styles))
+        else:
+            line.append("connecting…", muted)
+    elif phase is Phase.READY and status is not None:
+        line.append(f"{status.results:,} results", styles("heading"))
+        line.append(" stored locally", muted)
+        if status.seconds is not None:
+            line.append(f"{SEP}downloaded in {status.seconds:.1f}s{SEP}{byte_size(status.bytes)}",
+                        muted)
+        line.append_text(_stored(status, styles))
+    elif phase is Phase.INCOMPLETE:
+        if status is not None:
+            line.append(f"{status.results:,} of {status.expected:,} results; "
+                        f"{status.missing:,} missing", styles("failures"))
+        else:
+            line.append("the results could not be downloaded", styles("failures"))
+        line.append(" — press r to retry", styles("heading"))
+        if state.error:
+            line.append(SEP)
+            line.append(safe_cell(state.error, 100), styles("error"))
+        if status is not None:
+            line.append_text(_stored(status, styles))
+    elif phase is Phase.UNAVAILABLE:
+        line.append("results are no longer available: the batch was archived 29 days after "
+                    "creation", styles("warning"))
+    return line
+
+
+def _completeness(state: ResultsState, styles: CellStyles) -> Text | None:
+    if state.submitted is None or state.missing is None:
+        return None
+    line = Text(" ")
+    if state.missing == 0:
+        line.append(f"all {state.submitted:,} submitted requests came back", styles("muted"))
+        return line
+    line.append(f"{state.missing:,} of {state.submitted:,} submitted requests did not come back",
+                styles("failures"))
+    line.append(" — 6 lists them", styles("muted"))
+    return line
+
+
+def summary_text(
+    batch_id: str,
+    batch: BatchSnapshot | None,
+    state: ResultsState,
+    now: datetime,
+    styles: CellStyles,
+    tz: tzinfo | None = None,
+    cost: Text | None = None,
+) -> Text:
+    """The whole header as inert Text (a pure function of its inputs)."""
+    head = Text(" ")
+    head.append("batch ", styles("muted"))
+    head.append(safe_cell(batch_id, 64), styles("heading"))
+    lines = [head]
+    if batch is not None:
+        head.append("  ")
+        head.append_text(status_text(batch, styles))
+        head.append(f"  {batch.request_counts.total:,} requests")
+        lines.append(_timing(batch, now, tz, styles))
+        lines.append(_counts(batch, styles))
+    lines.append(_results(batch, state, tz, styles))
+    completeness = _completeness(state, styles)
+    if completeness is not None:
+        lines.append(completeness)
+    if cost is not None:
+        lines.append(Text(" ").append_text(cost))
+    return Text("\n").join(lines)
+
+
+class BatchSummary(Widget):
+    """Renders `summary_text`; the screen calls `show` whenever anything in it changed."""
+
+    DEFAULT_CSS = """
+    BatchSummary {
+        height: auto;
+        background: $panel;
+        padding: 0 0 0 0;
+    }
+    """
+
+    def __init__(self, batch_id: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.batch_id = batch_id
+        self._text = Text(f" batch {safe_cell(batch_id, 64)}")
+        self._cost: Text | None = None
+
+    @property
+    def plain(self) -> str:
+        return self._text.plain
+
+    @property
+    def cost(self) -> Text | None:
+        return self._cost
+
+    def set_cost(self, cost: Text | None) -> None:
+        """The cost line under the counts (None hides it); shown from the next `show`."""
+        self._cost = cost
+
+    def show(self, batch: BatchSnapshot | None, state: ResultsState, now: datetime,
+             styles: CellStyles, tz: tzinfo | None = None) -> None:
+        text = summary_text(self.batch_id, batch, state, now, styles, tz, self._cost)
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh(layout=True)
+
+    def render(self) -> Text:
+        return self._text
