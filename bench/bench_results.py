@@ -1,7 +1,8 @@
 """Results download and index versus the SDK: cold open, warm reopen, filters and peak RSS.
 
-Starts a `large:N` emulator in this process and prints each figure with its ratio to the
-baseline measured in the same run. Run: `.venv/bin/python bench/bench_results.py [--size N]`.
+Starts a `large:N` emulator in this process (or, with --emulator-process, in its own process,
+as a remote API would be) and prints each figure with its ratio to the baseline measured in
+the same run. Run: `.venv/bin/python bench/bench_results.py [--size N] [--emulator-process]`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +28,31 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tui.core.models import BatchSnapshot  # noqa: E402
-from tui.core.results import DownloadProgress  # noqa: E402
-from tui.emulator.server import EmulatorConfig, start_emulator  # noqa: E402
-from tui.service.results_store import ResultsStore  # noqa: E402
+from tui.core.models import BatchSnapshot
+from tui.core.results import DownloadProgress
+from tui.emulator.server import EmulatorConfig, start_emulator
+from tui.service.results_store import ResultsStore
 
+REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = "bench"
-TARGET_COLD = 1.5  # x baseline (at most)
-TARGET_TYPED = 10.0  # x faster than the typed loop (at least)
-TARGET_WARM = 0.3  # x baseline (at most)
+TARGET_COLD = 1.5  # x baseline, at most
+TARGET_TYPED = 10.0  # x faster than the typed loop, at least
+TARGET_WARM = 0.3  # x baseline, at most
 TARGET_QUERY_MS = 50.0
 TARGET_RSS_MB = 150.0
+
+
+class Report:
+    """Prints figures in columns and counts missed targets."""
+
+    def __init__(self) -> None:
+        self.missed = 0
+
+    def line(self, label: str, value: str, note: str = "", ok: bool | None = None) -> None:
+        if ok is False:
+            self.missed += 1
+        mark = "" if ok is None else ("ok" if ok else "MISSED")
+        print(f"  {label:<46} {value:>11}   {note:<36} {mark}")
 
 
 def client_for(url: str) -> anthropic.AsyncAnthropic:
@@ -45,18 +62,27 @@ def client_for(url: str) -> anthropic.AsyncAnthropic:
 async def find_batch(client: anthropic.AsyncAnthropic) -> BatchSnapshot:
     page = await client.messages.batches.list(limit=100)
     batches = [BatchSnapshot.from_api(b.model_dump(mode="json")) for b in page.data]
-    ended = [b for b in batches if b.is_ended]
-    return max(ended, key=lambda b: b.request_counts.total)
+    return max((b for b in batches if b.is_ended), key=lambda b: b.request_counts.total)
 
 
-async def best_of(runs: int, job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def timed(job: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    gc.collect()
+    started = time.perf_counter()
+    value = await job()
+    return time.perf_counter() - started, value
+
+
+def timed_query(job: Callable[[], Any], runs: int = 5) -> tuple[float, Any]:
     best, value = float("inf"), None
     for _ in range(runs):
-        gc.collect()
         started = time.perf_counter()
-        value = await job()
+        value = job()
         best = min(best, time.perf_counter() - started)
-    return best, value
+    return best * 1000.0, value
+
+
+def size_of(value: Any) -> int:
+    return value if isinstance(value, int) else len(value)
 
 
 async def baseline(client: anthropic.AsyncAnthropic, batch_id: str) -> tuple[int, int]:
@@ -93,25 +119,94 @@ async def typed_loop(client: anthropic.AsyncAnthropic, batch_id: str, cap: int) 
     return seen
 
 
-def time_query(job: Callable[[], Any], runs: int = 5) -> tuple[float, Any]:
-    best, value = float("inf"), None
-    for _ in range(runs):
-        started = time.perf_counter()
-        value = job()
-        best = min(best, time.perf_counter() - started)
-    return best * 1000.0, value
+async def cold_open(
+    client: anthropic.AsyncAnthropic, batch: BatchSnapshot, root: Path
+) -> tuple[float, float]:
+    """Download + index + first page into a fresh directory: (seconds, first rows after)."""
+    store = ResultsStore(root, WORKSPACE)
+    started = time.perf_counter()
+    first: list[float] = []
+
+    def on_progress(progress: DownloadProgress) -> None:
+        if not first and progress.stored and store.query(batch.id, limit=50):
+            first.append(time.perf_counter() - started)
+
+    await store.ensure(client, batch, progress=on_progress)
+    store.query(batch.id, limit=100)
+    took = time.perf_counter() - started
+    store.close()
+    return took, first[0] if first else float("nan")
 
 
-def verdict(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
+async def warm_open(client: anthropic.AsyncAnthropic, batch: BatchSnapshot, root: Path) -> int:
+    """A new store instance on a complete batch: status, ensure (no network), first page."""
+    store = ResultsStore(root, WORKSPACE)
+    status = store.status(batch.id)
+    assert status is not None and status.complete
+    await store.ensure(client, batch)
+    rows = store.query(batch.id, limit=100)
+    store.count(batch.id)
+    store.close()
+    return len(rows)
 
 
-def line(label: str, value: str, ratio: str, ok: bool) -> None:
-    print(f"  {label:<44} {value:>12}   {ratio:<34} {verdict(ok)}")
+def query_figures(report: Report, store: ResultsStore, bid: str) -> None:
+    filters: list[tuple[str, Callable[[], Any]]] = [
+        ("count type=errored", lambda: store.count(bid, types={"errored"})),
+        ("row ids type=errored", lambda: store.row_ids(bid, types={"errored"})),
+        ("page type=errored", lambda: store.query(bid, types={"errored"}, limit=100)),
+        ("row ids error_type=overloaded_error", lambda: store.row_ids(
+            bid, error_type="overloaded_error")),
+        ("row ids retry class retryable", lambda: store.row_ids(bid, retry_classes={"retryable"})),
+        ("row ids search substring '0042'", lambda: store.row_ids(bid, search="0042")),
+        ("row ids search regex 're:0042'", lambda: store.row_ids(bid, search="re:0042")),
+        ("row ids search inverted '-'", lambda: store.row_ids(bid, search="-", invert=True)),
+        ("row ids, all, by seq", lambda: store.row_ids(bid)),
+    ]
+    others: list[tuple[str, Callable[[], Any]]] = [
+        ("row ids, all, by custom_id desc", lambda: store.row_ids(
+            bid, order_by="custom_id", descending=True)),
+        ("row ids, all, by output_tokens desc", lambda: store.row_ids(
+            bid, order_by="output_tokens", descending=True)),
+        ("rows_by_seq, a window of 100", lambda: store.rows_by_seq(
+            bid, list(range(50_000, 50_100)))),
+        ("type counts", lambda: store.type_counts(bid)),
+        ("error summary", lambda: store.error_summary(bid)),
+        ("usage totals", lambda: store.usage_totals(bid)),
+    ]
+    print(f"  (e) filters over {store.count(bid):,} rows, best of 5 "
+          f"(target <= {TARGET_QUERY_MS:g} ms)")
+    for label, job in filters:
+        ms, value = timed_query(job)
+        report.line(f"    {label} [{size_of(value):,}]", f"{ms:.1f} ms", "", ms <= TARGET_QUERY_MS)
+    print("      sorts and summaries (no target)")
+    for label, job in others:
+        ms, value = timed_query(job)
+        report.line(f"    {label} [{size_of(value):,}]", f"{ms:.1f} ms")
+
+
+async def rss_figure(report: Report, url: str, batch: BatchSnapshot) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-results-rss-") as tmp:
+        args = [sys.executable, __file__, "--child", url, json.dumps(batch.to_api()), tmp]
+        proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
+        out, _ = await proc.communicate()
+    figures = json.loads(out.decode().strip().splitlines()[-1])
+    rss = figures["rss_mb"]
+    report.line(
+        "(f) peak RSS, a process with the batch open",
+        f"{rss:.0f} MB",
+        f"<= {TARGET_RSS_MB:g} (after imports: {figures['imports_mb']:.0f} MB)",
+        rss <= TARGET_RSS_MB,
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 async def child(url: str, batch_json: str, root: str) -> None:
-    """Subprocess body: cold open, first page, all row ids; prints its own peak RSS."""
+    """Subprocess body: cold open, first page, all row ids, an export; prints its peak RSS."""
+    imports_mb = peak_rss_mb()
     batch = BatchSnapshot.from_api(json.loads(batch_json))
     client = client_for(url)
     store = ResultsStore(Path(root), WORKSPACE)
@@ -119,163 +214,102 @@ async def child(url: str, batch_json: str, root: str) -> None:
     store.query(batch.id, limit=100)
     store.row_ids(batch.id, order_by="custom_id")
     store.query(batch.id, types={"errored"})
-    for _ in store.iter_raw(batch.id, types={"errored"}):
+    for _ in store.iter_raw(batch.id):
         pass
     await client.close()
     store.close()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"rss_mb": rss}))
+    print(json.dumps({"rss_mb": peak_rss_mb(), "imports_mb": imports_mb}))
 
 
-def import_rss() -> float:
-    code = (
-        "import resource, anthropic, orjson, sqlite3;"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)"
+@asynccontextmanager
+async def emulator_url(size: int, own_process: bool) -> AsyncIterator[str]:
+    """The URL of a `large:size` emulator, in this process or in a child process."""
+    scenario = f"large:{size}"
+    if not own_process:
+        emulator = await start_emulator(EmulatorConfig(scenario=scenario))
+        try:
+            yield emulator.url
+        finally:
+            await emulator.stop()
+        return
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui", "emulator", "--scenario", scenario, "--port", "0",
+        stdout=subprocess.PIPE, cwd=REPO,
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(done.stdout.strip())
+    try:
+        assert proc.stdout is not None
+        first = (await proc.stdout.readline()).decode().strip()
+        if not first.startswith("listening on "):
+            raise RuntimeError(f"emulator did not start: {first!r}")
+        yield first.removeprefix("listening on ")
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
-async def main(size: int, runs: int, typed_cap: int) -> int:
+async def main(size: int, runs: int, typed_cap: int, own_process: bool) -> int:
     # The typed loop stops early on purpose; the emulator would log each dropped connection.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    emulator = await start_emulator(EmulatorConfig(scenario=f"large:{size}"))
-    client = client_for(emulator.url)
-    failures = 0
+    async with emulator_url(size, own_process) as url:
+        return await measure(url, runs, typed_cap, own_process)
+
+
+async def measure(url: str, runs: int, typed_cap: int, own_process: bool) -> int:
+    report = Report()
+    client = client_for(url)
     try:
         batch = await find_batch(client)
-        print(f"batch {batch.id}: {batch.request_counts.total:,} results, emulator {emulator.url}")
-
+        where = "its own process" if own_process else "this process"
+        print(f"batch {batch.id}: {batch.request_counts.total:,} results; emulator in {where}; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
-            firsts: list[float] = []
-
-            async def cold() -> int:
-                store = ResultsStore(Path(tmp) / f"cold{len(firsts)}", WORKSPACE)
-                started = time.perf_counter()
-                first: list[float] = []
-
-                def on_progress(progress: DownloadProgress) -> None:
-                    if not first and progress.lines and store.query(batch.id, limit=50):
-                        first.append(time.perf_counter() - started)
-
-                await store.ensure(client, batch, progress=on_progress)
-                rows = store.query(batch.id, limit=100)
-                firsts.append(first[0] if first else float("nan"))
-                store.close()
-                return len(rows)
-
-            # (a) and (c) alternate, best of each: the machine's load changes under us.
-            base_s = cold_s = float("inf")
-            base_lines = base_bytes = 0
-            for _ in range(runs):
-                took, (base_lines, base_bytes) = await best_of(
-                    1, lambda: baseline(client, batch.id)
-                )
+            # (a) and (c) alternate and keep the best of each: the machine's load varies.
+            base_s = cold_s = first_s = float("inf")
+            lines = size_bytes = 0
+            for run in range(runs):
+                took, (lines, size_bytes) = await timed(lambda: baseline(client, batch.id))
                 base_s = min(base_s, took)
-                cold_s = min(cold_s, (await best_of(1, cold))[0])
-            print(f"  baseline: {base_lines:,} lines, {base_bytes / 1e6:.1f} MB, best of {runs}")
-            line("(a) SDK raw stream + orjson parse", f"{base_s:.3f} s", "baseline", True)
+                gc.collect()
+                took, first = await cold_open(client, batch, Path(tmp) / str(run))
+                cold_s, first_s = min(cold_s, took), min(first_s, first)
+            print(f"  {lines:,} lines, {size_bytes / 1e6:.1f} MB; best of {runs} runs")
+            report.line("(a) SDK raw stream + orjson per line", f"{base_s:.3f} s", "baseline")
 
-            # (b) typed loop, capped and extrapolated
-            cap = min(typed_cap, base_lines)
-            typed_s, typed_seen = await best_of(1, lambda: typed_loop(client, batch.id, cap))
-            typed_full = typed_s * base_lines / max(1, typed_seen)
-            note = "" if typed_seen >= base_lines else f" (first {typed_seen:,}, extrapolated)"
-            line(f"(b) SDK typed results() loop{note}", f"{typed_full:.3f} s",
-                 f"{typed_full / base_s:.1f}x baseline", True)
+            cap = min(typed_cap, lines)
+            took, seen = await timed(lambda: typed_loop(client, batch.id, cap))
+            typed_s = took * lines / max(1, seen)
+            extrapolated = f", first {seen:,} extrapolated" if seen < lines else ""
+            report.line(
+                "(b) SDK typed results() loop", f"{typed_s:.3f} s",
+                f"{typed_s / base_s:.1f}x baseline{extrapolated}",
+            )
 
             ratio = cold_s / base_s
-            ok = ratio <= TARGET_COLD
-            failures += not ok
-            line(
-                "(c) cold open (download + index + page)",
-                f"{cold_s:.3f} s",
-                f"{ratio:.2f}x baseline (<= {TARGET_COLD})",
-                ok,
+            report.line(
+                "(c) cold open: download + index + page", f"{cold_s:.3f} s",
+                f"{ratio:.2f}x baseline (<= {TARGET_COLD})", ratio <= TARGET_COLD,
             )
-            speedup = typed_full / cold_s
-            ok = speedup >= TARGET_TYPED
-            failures += not ok
-            line(
-                "    vs typed loop",
-                f"{speedup:.1f}x",
-                f"faster than (b) (>= {TARGET_TYPED:g}x)",
-                ok,
+            speedup = typed_s / cold_s
+            report.line(
+                "    versus the typed loop", f"{speedup:.1f}x",
+                f"faster than (b) (>= {TARGET_TYPED:g}x)", speedup >= TARGET_TYPED,
             )
-            line("    first rows queryable after", f"{min(firsts):.3f} s", "", True)
+            report.line("    first rows queryable after", f"{first_s:.3f} s")
 
-            # (d) warm reopen, no network
-            root = Path(tmp) / "cold0"
-
-            async def warm() -> int:
-                store = ResultsStore(root, WORKSPACE)
-                status = store.status(batch.id)
-                assert status is not None and status.complete
-                status = await store.ensure(client, batch)
-                rows = store.query(batch.id, limit=100)
-                store.count(batch.id)
-                store.close()
-                return len(rows)
-
-            warm_s, _ = await best_of(max(3, runs), warm)
+            root = Path(tmp) / "0"
+            warm_s = min([(await timed(lambda: warm_open(client, batch, root)))[0]
+                          for _ in range(5)])
             ratio = warm_s / base_s
-            ok = ratio <= TARGET_WARM
-            failures += not ok
-            line(
-                "(d) warm reopen (status + ensure + page)",
-                f"{warm_s * 1000:.1f} ms",
-                f"{ratio:.3f}x baseline (<= {TARGET_WARM})",
-                ok,
+            report.line(
+                "(d) warm reopen: status + ensure + page", f"{warm_s * 1000:.1f} ms",
+                f"{ratio:.3f}x baseline (<= {TARGET_WARM})", ratio <= TARGET_WARM,
             )
-
-            # (e) filters over every row
-            store = ResultsStore(root, WORKSPACE)
-            bid = batch.id
-            queries: list[tuple[str, Callable[[], Any], bool]] = [
-                ("count type=errored", lambda: store.count(bid, types={"errored"}), True),
-                ("row ids type=errored", lambda: store.row_ids(bid, types={"errored"}), True),
-                ("page type=errored", lambda: store.query(bid, types={"errored"}, limit=100), True),
-                ("row ids, all, by seq", lambda: store.row_ids(bid), True),
-                ("row ids, all, by custom_id desc", lambda: store.row_ids(
-                    bid, order_by="custom_id", descending=True), True),
-                ("row ids, all, by output_tokens", lambda: store.row_ids(
-                    bid, order_by="output_tokens", descending=True), True),
-                ("row ids search substring '0042'", lambda: store.row_ids(bid, search="0042"), True),
-                ("row ids search regex 're:7$'", lambda: store.row_ids(bid, search="re:7$"), True),
-                ("type counts", lambda: store.type_counts(bid), True),
-                ("error summary", lambda: store.error_summary(bid), True),
-                ("usage totals", lambda: store.usage_totals(bid), True),
-                ("rows_by_seq window of 100", lambda: store.rows_by_seq(
-                    bid, list(range(50_000, 50_100))), True),
-            ]
-            print(f"  (e) queries over {store.count(bid):,} rows (target <= {TARGET_QUERY_MS:g} ms)")
-            for label, job, counted in queries:
-                ms, value = time_query(job)
-                found = value if isinstance(value, int) else len(value)
-                ok = ms <= TARGET_QUERY_MS
-                failures += counted and not ok
-                line(f"    {label} [{found:,}]", f"{ms:.1f} ms", "", ok)
-            store.close()
-
-        # (f) peak RSS of a process that only opens the batch
-        with tempfile.TemporaryDirectory(prefix="bench-results-rss-") as tmp:
-            args = [sys.executable, __file__, "--child", emulator.url,
-                    json.dumps(batch.to_api()), tmp]
-            proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
-            out, _ = await proc.communicate()
-            rss = json.loads(out.decode().strip().splitlines()[-1])["rss_mb"]
-            ok = rss <= TARGET_RSS_MB
-            failures += not ok
-            line(
-                "(f) peak RSS, process with the batch open",
-                f"{rss:.0f} MB",
-                f"(<= {TARGET_RSS_MB:g}; import alone {import_rss():.0f} MB)",
-                ok,
-            )
+            with ResultsStore(root, WORKSPACE) as store:
+                query_figures(report, store, batch.id)
+        await rss_figure(report, url, batch)
     finally:
         await client.close()
-        await emulator.stop()
-    print("all targets met" if not failures else f"{failures} target(s) missed")
+    print("all targets met" if not report.missed else f"{report.missed} target(s) missed")
     return 0
 
 
@@ -284,9 +318,13 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--typed-cap", type=int, default=20_000)
+    parser.add_argument("--emulator-process", action="store_true",
+                        help="run the emulator in its own process, as a remote API would be")
     parser.add_argument("--child", nargs=3, metavar=("URL", "BATCH_JSON", "ROOT"))
     options = parser.parse_args()
     if options.child:
         asyncio.run(child(*options.child))
         sys.exit(0)
-    sys.exit(asyncio.run(main(options.size, options.runs, options.typed_cap)))
+    sys.exit(asyncio.run(
+        main(options.size, options.runs, options.typed_cap, options.emulator_process)
+    ))

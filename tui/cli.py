@@ -19,6 +19,16 @@ EXIT_NOT_FOUND = 4
 
 # Each module exposes register(subparsers, parents); order is the order of `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "tui.commands.ls",
+    "tui.commands.show",
+    "tui.commands.results",
+    "tui.commands.export",
+    "tui.commands.cancel",
+    "tui.commands.retry",
+    "tui.commands.delete",
+    "tui.commands.submit",
+    "tui.commands.watch",
+    "tui.commands.audit",
     "tui.commands.locate",
     "tui.commands.config",
     "tui.emulator.cli",

@@ -57,11 +57,24 @@ def locations(env: os._Environ[str] | dict[str, str] | None = None) -> Locations
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700; tighten it if it already exists."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `path` with mode 0700, missing parents too; tighten it if it already exists.
+
+    Each missing level is created 0700 here (``mkdir -p`` would give parents the umask's
+    default, e.g. 0755 or 0777). Parents that already existed are not batchtop's: untouched.
+    """
+    missing = [level for level in (path, *path.parents) if not level.exists()]
+    for level in reversed(missing):
+        level.mkdir(mode=0o700, exist_ok=True)
+        _set_mode(level, exact=True)  # the umask may have taken bits 0700 needs
+    if not missing:
+        _set_mode(path, exact=False)
+    return path
+
+
+def _set_mode(directory: Path, *, exact: bool) -> None:
     try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        mode = directory.stat().st_mode & 0o777
+        if (mode != 0o700) if exact else bool(mode & 0o077):
+            directory.chmod(0o700)
     except OSError:
         pass
-    return path

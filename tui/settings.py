@@ -1,4 +1,4 @@
-"""One settings object: built-ins < config file < profile < environment < command line, with provenance."""
+"""One settings object: built-ins < config file < profile < environment < flags, with provenance."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tui.paths import Locations, ensure_private_dir, locations
 DEFAULT_PROFILE = "default"
 
 CONFIG_TEMPLATE = """\
-# batchtop configuration. Precedence: command-line flag > environment > profile > [defaults] > built-in.
+# batchtop configuration.
+# Precedence: command-line flag > environment > profile > [defaults] > built-in.
 # `batchtop config --show` prints the effective values and where each came from.
 
 [defaults]
@@ -152,9 +153,8 @@ def _coerce(name: str, value: Any, current: Any, origin: str) -> Any:
     elif isinstance(current, int | float) and not isinstance(current, bool):
         if isinstance(value, int | float) and not isinstance(value, bool):
             return type(current)(value)
-    elif current is None or isinstance(current, str):
-        if isinstance(value, str):
-            return value
+    elif (current is None or isinstance(current, str)) and isinstance(value, str):
+        return value
     raise ConfigError(f"{origin}: `{name}` has the wrong type ({type(value).__name__})")
 
 
@@ -168,7 +168,8 @@ def _apply(values: dict[str, Any], table: Mapping[str, Any], origin: str,
            source: dict[str, str]) -> None:
     for key in _SCALAR_KEYS:
         if key in table:
-            values[key] = _coerce(key, table[key], values.get(key, getattr(Settings(), key)), origin)
+            current = values.get(key, getattr(Settings(), key))
+            values[key] = _coerce(key, table[key], current, origin)
             source[key] = origin
 
 
@@ -191,9 +192,11 @@ def _file_warnings(path: Path, data: Mapping[str, Any]) -> list[str]:
     """Warn about plain keys in a file others can read."""
     notes: list[str] = []
     profiles = data.get("profiles", {})
-    has_key = any(isinstance(p, Mapping) and p.get("api_key") for p in profiles.values())
+    tables = [data.get("defaults", {}), *(profiles.values() if isinstance(profiles, Mapping)
+                                          else ())]
+    has_key = any(isinstance(table, Mapping) and table.get("api_key") for table in tables)
     if has_key:
-        notes.append(f"{path}: a profile stores a plain api_key; prefer api_key_env or api_key_command")
+        notes.append(f"{path}: a plain api_key is stored; prefer api_key_env or api_key_command")
         try:
             mode = path.stat().st_mode
         except OSError:

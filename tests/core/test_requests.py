@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -10,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tui.core.cost import PRICE_UNKNOWN, PriceTable, estimate_cost
 from tui.core.requests import (
     MAX_PROBLEMS,
     BatchRequest,
     LineTooLong,
-    estimate,
     estimate_tokens,
     iter_lines,
     parse_request_chunks,
@@ -71,7 +72,7 @@ def test_every_kind_of_mistake_is_reported_with_its_line() -> None:
     for _ in range(300):
         value = [value]
     nested["system"] = value
-    lines = [
+    lines: list[bytes | LineTooLong] = [
         b"\xef\xbb\xbf" + line("bom"),                                   # 1 BOM
         b"{not json",                                                     # 2
         b'{"custom_id":"utf","params":"\xff\xfe"}',                       # 3 invalid UTF-8
@@ -230,24 +231,27 @@ def test_split_is_ordered_bounded_and_greedy(
             assert len(chunk) == per_batch or used + chunks[n + 1][0].size_bytes > max_bytes
 
 
-def test_cost_matches_the_guides_arithmetic() -> None:
+def test_estimate_of_request_items_matches_the_guides_arithmetic() -> None:
     # $3 / $15 per million; 10,000 requests x (2,000 in + 500 out) = $135 standard, $67.50 batch.
     shared = {"model": "m", "max_tokens": 500,
               "messages": [{"role": "user", "content": "x" * (8_000 - len("user"))}]}
     requests = [BatchRequest(f"r{n}", shared) for n in range(10_000)]
-    cost = estimate(requests, {"m": (3.0, 15.0)})
-    assert (cost.input_tokens, cost.output_tokens_max) == (20_000_000, 5_000_000)
-    assert cost.cost_usd_max == pytest.approx(67.50)
-    assert cost.models == ("m",)
+    prices = PriceTable.from_toml('[models."m"]\ninput = 3.0\noutput = 15.0\n')
+    cost = estimate_cost((r.to_api() for r in requests), prices)
+    assert (cost.input_tokens, cost.max_output_tokens) == (20_000_000, 5_000_000)
+    assert cost.max_cost == Decimal("67.50") and cost.standard_max == Decimal(135)
+    assert cost.label().startswith("estimate: up to $67.50 at batch rates")
 
 
-def test_unknown_price_gives_no_cost() -> None:
+def test_unknown_price_is_left_out_and_named() -> None:
     requests = [BatchRequest.build("a", params(model="known")),
                 BatchRequest.build("b", params(model="other"))]
-    cost = estimate(requests, lambda model: (1.0, 2.0) if model == "known" else None)
-    assert cost.cost_usd_max is None
-    assert cost.unpriced_models == ("other",)
-    assert estimate(requests).cost_usd_max is None
+    prices = PriceTable.from_toml('[models."known"]\ninput = 1.0\noutput = 2.0\n')
+    cost = estimate_cost((r.to_api() for r in requests), prices)
+    assert cost.unknown_models == ("other",) and cost.unknown_requests == 1
+    assert cost.label().endswith(f"+ {PRICE_UNKNOWN} for other")
+    nothing = estimate_cost((r.to_api() for r in requests), PriceTable({}))
+    assert nothing.label() == f"estimate: {PRICE_UNKNOWN} for known, other"
 
 
 def test_token_estimate_counts_text_and_images_flat() -> None:

@@ -13,13 +13,14 @@ from tui.core.errors import RetryClass
 from tui.core.results import (
     ERROR_MESSAGE_CHARS,
     MALFORMED,
+    RECORD_FIELDS,
     DownloadProgress,
     IndexRow,
-    LineRecord,
     LineSplitter,
     StoreStatus,
     missing_ids,
     parse_line,
+    record,
     truncate_message,
 )
 
@@ -61,6 +62,13 @@ def line(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+def parsed(raw: bytes) -> dict[str, Any]:
+    """parse_line's record with its field names."""
+    record = parse_line(raw)
+    assert len(record) == len(RECORD_FIELDS)
+    return dict(zip(RECORD_FIELDS, record, strict=True))
+
+
 def test_succeeded_line_keeps_model_stop_reason_and_usage() -> None:
     record = parse_line(
         line(
@@ -72,35 +80,42 @@ def test_succeeded_line_keeps_model_stop_reason_and_usage() -> None:
             )
         )
     )
-    assert record == LineRecord(
-        "row-42", "succeeded", None, None, "end_turn", "claude-sonnet-4-5", 11, 36, 5, 7, "batch"
+    assert record == (
+        "row-42",
+        "succeeded",
+        None,
+        None,
+        "end_turn",
+        "claude-sonnet-4-5",
+        11,
+        36,
+        5,
+        7,
+        "batch",
     )
 
 
 def test_errored_line_takes_the_nested_error_type_not_the_envelope() -> None:
-    record = parse_line(line(errored("a", "overloaded_error", "Overloaded")))
-    assert record.type == "errored"
-    assert record.error_type == "overloaded_error"  # never the envelope's "error"
-    assert record.error_message == "Overloaded"
+    record = parsed(line(errored("a", "overloaded_error", "Overloaded")))
+    assert record["type"] == "errored"
+    assert record["error_type"] == "overloaded_error"  # never the envelope's "error"
+    assert record["error_message"] == "Overloaded"
 
 
 def test_errored_line_without_inner_error_has_no_error_type() -> None:
     obj = {"custom_id": "a", "result": {"type": "errored", "error": {"type": "error"}}}
-    record = parse_line(line(obj))
-    assert (record.type, record.error_type, record.error_message) == ("errored", None, None)
+    assert parse_line(line(obj)) == record("a", "errored")
 
 
 def test_canceled_expired_and_unknown_types_are_kept_as_is() -> None:
     for kind in ("canceled", "expired", "weird"):
-        record = parse_line(line({"custom_id": "x", "result": {"type": kind}}))
-        assert record == LineRecord("x", kind)
+        assert parse_line(line({"custom_id": "x", "result": {"type": kind}})) == record("x", kind)
 
 
 def test_long_error_messages_are_truncated() -> None:
-    record = parse_line(line(errored("a", "invalid_request_error", "x" * 5000)))
-    assert record.error_message is not None
-    assert len(record.error_message) == ERROR_MESSAGE_CHARS
-    assert record.error_message.endswith("…")
+    message = parsed(line(errored("a", "invalid_request_error", "x" * 5000)))["error_message"]
+    assert len(message) == ERROR_MESSAGE_CHARS
+    assert message.endswith("…")
     assert truncate_message("short") == "short"
     assert truncate_message(None) is None
 
@@ -108,9 +123,9 @@ def test_long_error_messages_are_truncated() -> None:
 def test_odd_usage_values_are_dropped_not_trusted() -> None:
     obj = succeeded("a")
     obj["result"]["message"]["usage"] = {"input_tokens": True, "output_tokens": "9"}
-    record = parse_line(line(obj))
-    assert record.input_tokens is None
-    assert record.output_tokens is None
+    record = parsed(line(obj))
+    assert record["input_tokens"] is None
+    assert record["output_tokens"] is None
 
 
 def test_malformed_lines_become_malformed_records() -> None:
@@ -124,13 +139,13 @@ def test_malformed_lines_become_malformed_records() -> None:
         b'{"custom_id": "a", "result": {"type": ""}}',
     ]
     records = [parse_line(case) for case in cases]
-    assert all(r.type == MALFORMED for r in records)
-    assert records[0].custom_id == "cut-7"  # salvaged from the broken line
-    assert records[1].custom_id == ""
+    assert all(r == record(r[0], MALFORMED) for r in records)
+    assert records[0][0] == "cut-7"  # salvaged from the broken line
+    assert records[1][0] == ""
 
 
 def test_crlf_line_parses() -> None:
-    assert parse_line(line(succeeded("a")) + b"\r").type == "succeeded"
+    assert parsed(line(succeeded("a")) + b"\r")["type"] == "succeeded"
 
 
 def test_splitter_offsets_point_at_the_lines() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tui.core.cost import PriceTable
 from tui.core.errors import RetryClass, classify
 from tui.core.retry_plan import (
     DEFAULT_INCLUDE,
@@ -96,15 +98,16 @@ def test_missing_results_count_and_can_be_chosen() -> None:
 def test_plan_uses_original_params_and_reports_the_missing() -> None:
     selection = select_failures(MIXED)
     plan = plan_retry(selection, originals(["rl", "ov", "api", "exp"]), max_per_batch=3,
-                      price_lookup={"m-rl": (1.0, 1.0)})
+                      prices=PriceTable.from_toml('[models."m-rl"]\ninput = 1.0\noutput = 1.0\n'))
     assert plan.missing_originals == ("to",)
     assert plan.request_count == 4
     assert plan.batch_sizes == (3, 1)
     assert plan.batches == 2
     sent = {r.custom_id: r.params["model"] for chunk in plan.chunks for r in chunk}
     assert sent == {"rl": "m-rl", "ov": "m-ov", "api": "m-api", "exp": "m-exp"}
-    assert plan.estimate.output_tokens_max == 4 * 7
-    assert plan.estimate.cost_usd_max is None  # three models have no price
+    assert plan.estimate.max_output_tokens == 4 * 7
+    assert plan.estimate.unknown_models == ("m-api", "m-exp", "m-ov")  # only m-rl has a price
+    assert plan.estimate.max_output_cost == Decimal(7) * Decimal("0.5") / 1_000_000
 
 
 def test_merge_first_success_wins_else_latest() -> None:

@@ -39,7 +39,8 @@ def params(prompt: str = "Summarise this invoice.", **extra: Any) -> dict[str, A
     return body
 
 
-def requests(count: int, prefix: str = "row", **extra: Any) -> list[dict[str, Any]]:
+def requests(count: int, prefix: str = "row", **extra: Any) -> list[Any]:
+    """`count` valid batch requests (typed loosely: the SDK wants its TypedDicts)."""
     return [{"custom_id": f"{prefix}-{n:04d}", "params": params(f"prompt {n}", **extra)}
             for n in range(count)]
 

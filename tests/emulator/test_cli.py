@@ -11,6 +11,7 @@ import anthropic
 import pytest
 
 from tests.emulator.sdk import requests, sync_client
+from tui.emulator.threaded import ThreadedEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +62,13 @@ def test_api_key_option() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_busy_port_exits_1(threaded_emulator: ThreadedEmulator) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui", "emulator", "--port", str(threaded_emulator.port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert out == ""
+    assert "cannot listen" in err

@@ -7,6 +7,7 @@ import asyncio
 import anthropic
 import orjson
 import pytest
+from anthropic.types.messages import MessageBatchRequestCounts
 
 from tests.emulator.sdk import async_client, raw, requests, results_lines
 from tests.emulator_fixtures import MakeEmulator
@@ -14,8 +15,8 @@ from tui.emulator.model import DAY, default_duration
 from tui.emulator.server import RunningEmulator
 
 
-def total(counts: anthropic.types.MessageBatchRequestCounts) -> int:
-    return (counts.processing + counts.succeeded + counts.errored + counts.canceled
+def total(counts: MessageBatchRequestCounts) -> int:
+    return int(counts.processing + counts.succeeded + counts.errored + counts.canceled
             + counts.expired)
 
 

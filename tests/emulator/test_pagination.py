@@ -66,7 +66,7 @@ async def test_default_limit_is_20_and_max_is_1000(make_emulator: MakeEmulator) 
     client = async_client(emu.url)
     assert len((await client.messages.batches.list()).data) == 20
     page = await client.messages.batches.list(limit=1000)
-    assert len(page.data) == 1000 and page.has_more
+    assert len(page.data) == 1000 and page.has_more and page.last_id
     rest = await client.messages.batches.list(limit=1000, after_id=page.last_id)
     assert len(rest.data) == 200 and rest.has_more is False
 

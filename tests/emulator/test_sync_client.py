@@ -43,3 +43,8 @@ def test_connection_refused_then_back_on_the_same_port() -> None:
     with ThreadedEmulator(EmulatorConfig(port=port)) as second:
         assert second.port == port
         assert client.messages.batches.list().data == []
+
+
+def test_busy_port_fails_cleanly(threaded_emulator: ThreadedEmulator) -> None:
+    with pytest.raises(OSError):
+        ThreadedEmulator(EmulatorConfig(port=threaded_emulator.port)).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ async def env_factory(
         store = ResultsStore(tmp_path / "results", "test")
         env = Env(emu, api, ledger, audit, store,
                   Actions(api, ledger, audit, store, read_only=False,
-                          price_lookup={"claude-test-a": (1.0, 5.0)}),
+                          prices={"claude-test-a": {"input": 1.0, "output": 5.0}}),
                   tmp_path)
         made.append(env)
         return env
@@ -137,7 +138,11 @@ async def test_submit_splits_records_write_ahead_and_audits(env: Env) -> None:
     assert preview.batch_sizes == (2, 2, 1)
     assert preview.labels == ("nightly (1/3)", "nightly (2/3)", "nightly (3/3)")
     assert preview.estimate.requests == 5
-    assert preview.estimate.cost_usd_max is None  # only claude-test-a has a price
+    assert preview.estimate.is_estimate and preview.estimate.label().startswith("estimate: ")
+    # Only claude-test-a has a price (a config override): the rest are named, not guessed.
+    assert preview.estimate.unknown_models == tuple(f"claude-test-{c}" for c in "bcde")
+    assert preview.estimate.max_output_cost == Decimal(10) * 5 / 2 / 1_000_000
+    assert any("no price known for claude-test-b" in w for w in preview.warnings)
     created = await env.actions.submit(preview)
     assert [b.request_counts.total for b in created] == [2, 2, 1]
     for batch, label in zip(created, preview.labels, strict=True):

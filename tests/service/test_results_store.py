@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import sqlite3
 import stat
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.errors import RetryClass
-from tui.core.results import MALFORMED, LineRecord, UsageTotals, parse_line
-from tui.service.results_store import ResultsStore, raw_file_name, workspace_key
+from tui.core.models import BatchSnapshot, RequestCounts
+from tui.core.results import MALFORMED, RECORD_FIELDS, DownloadProgress, UsageTotals, parse_line
+from tui.emulator.faults import parse_faults
+from tui.emulator.server import RunningEmulator
+from tui.service import results_store
+from tui.service.audit import AuditLog, read_audit
+from tui.service.results_store import (
+    RESULTS_DOWNLOADED,
+    RESULTS_FAILED,
+    ResultsDownloadError,
+    ResultsNotReady,
+    ResultsStore,
+    raw_file_name,
+    workspace_key,
+)
 
 BATCH = "msgbatch_01TESTTESTTESTTESTTESTTEST"
 ERROR_TYPES = ("overloaded_error", "invalid_request_error", "rate_limit_error", "api_error")
@@ -112,7 +130,7 @@ def test_index_equals_the_parsed_lines_whatever_the_chunks(
 
     rows = store.query(BATCH)
     expected = [parse_line(line) for line in lines]
-    assert [LineRecord(*_record_fields(r)) for r in rows] == expected
+    assert [tuple(getattr(r, name) for name in RECORD_FIELDS) for r in rows] == expected
     assert status.complete
     assert (status.lines, status.bytes) == (len(lines), len(data))
     assert status.malformed == kinds.count("malformed")
@@ -122,22 +140,6 @@ def test_index_equals_the_parsed_lines_whatever_the_chunks(
     for r in rows[:5]:
         assert store.read_raw(BATCH, r.seq).rstrip(b"\r") == lines[r.seq]
     store.close()
-
-
-def _record_fields(row: Any) -> tuple[Any, ...]:
-    return (
-        row.custom_id,
-        row.type,
-        row.error_type,
-        row.error_message,
-        row.stop_reason,
-        row.model,
-        row.input_tokens,
-        row.output_tokens,
-        row.cache_creation_input_tokens,
-        row.cache_read_input_tokens,
-        row.service_tier,
-    )
 
 
 def test_raw_file_is_byte_exact_and_offsets_point_into_it(store: ResultsStore) -> None:
@@ -322,3 +324,288 @@ def test_unsafe_names_are_refused_or_hashed(tmp_path: Path) -> None:
         ResultsStore(tmp_path, "../escape")
     assert raw_file_name("msgbatch_01abc") == "msgbatch_01abc.jsonl"
     assert "/" not in raw_file_name("../../etc/passwd")
+
+
+# -- downloads through the real SDK against the emulator -----------------------------------
+
+SIZE = 300
+
+
+def sdk(emu: RunningEmulator) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        api_key="test-key", base_url=emu.url, _strict_response_validation=True, max_retries=0
+    )
+
+
+async def ended_batch(client: anthropic.AsyncAnthropic) -> BatchSnapshot:
+    page = await client.messages.batches.list(limit=20)
+    batches = [BatchSnapshot.from_api(b.model_dump(mode="json")) for b in page.data]
+    return next(b for b in batches if b.is_ended)
+
+
+async def raw_download(client: anthropic.AsyncAnthropic, batch_id: str) -> bytes:
+    async with client.messages.batches.with_streaming_response.results(batch_id) as response:
+        return await response.read()
+
+
+async def test_download_indexes_every_result_and_is_audited(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0)
+    async with AuditLog(tmp_path / "audit") as audit:
+        status = await store.ensure(client, batch, audit=audit)
+
+    assert status.complete and status.lines == SIZE == status.expected
+    assert status.missing == 0 and status.malformed == 0
+    counts = batch.request_counts
+    assert store.type_counts(batch.id) == {
+        k: v for k, v in (("succeeded", counts.succeeded), ("errored", counts.errored)) if v
+    }
+    # Byte-exact: the store's export is what the API sent.
+    assert b"".join(store.iter_raw(batch.id)) == await raw_download(client, batch.id)
+    (event,) = [r for r in read_audit(tmp_path / "audit", batch_id=batch.id).records]
+    assert event["event"] == RESULTS_DOWNLOADED
+    assert event["data"]["lines"] == SIZE
+    assert event["data"]["bytes"] == status.bytes
+    assert event["data"]["seconds"] >= 0
+    await client.close()
+
+
+async def test_error_type_is_the_nested_one(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}", error_rate=0.3)
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path, "ws")
+    await store.ensure(client, batch)
+    typed: dict[str, str] = {}
+    async for result in await client.messages.batches.results(batch.id):
+        if result.result.type == "errored":
+            assert result.result.error.type == "error"  # the envelope, never the answer
+            typed[result.custom_id] = result.result.error.error.type
+    rows = store.query(batch.id, types={"errored"})
+    assert typed and {r.custom_id: r.error_type for r in rows} == typed
+    await client.close()
+
+
+async def test_first_rows_are_queryable_before_the_download_ends(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path, "ws", feed_bytes=4096)
+    early: list[tuple[int, int, int]] = []
+
+    def on_progress(progress: DownloadProgress) -> None:
+        if progress.stored < progress.expected:
+            early.append((progress.stored, progress.bytes, len(store.query(batch.id, limit=5))))
+
+    await store.ensure(client, batch, progress=on_progress)
+    assert any(stored and rows for stored, _, rows in early)
+    assert [b for _, b, _ in early] == sorted(b for _, b, _ in early)
+    await client.close()
+
+
+async def test_a_cut_stream_is_downloaded_again(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}", faults="cut=1")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0, feed_bytes=4096)
+
+    def heal(progress: DownloadProgress) -> None:
+        emu.engine.faults = parse_faults(None)  # the first stream is already cut short
+
+    async with AuditLog(tmp_path / "audit") as audit:
+        status = await store.ensure(client, batch, progress=heal, audit=audit)
+    assert status.complete and status.attempts == 2 and status.lines == SIZE
+    assert [r.seq for r in store.query(batch.id)] == list(range(SIZE))
+    assert store.raw_path(batch.id).stat().st_size == status.bytes
+    (event,) = read_audit(tmp_path / "audit", batch_id=batch.id).records
+    assert event["event"] == RESULTS_DOWNLOADED and event["data"]["attempts"] == 2
+    await client.close()
+
+
+async def test_a_stream_that_keeps_breaking_leaves_an_incomplete_store(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}", faults="cut=1")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path / "results", "ws", attempts=2, retry_delay=0.0)
+    async with AuditLog(tmp_path / "audit") as audit:
+        with pytest.raises(ResultsDownloadError) as caught:
+            await store.ensure(client, batch, audit=audit)
+    assert caught.value.transient and caught.value.attempts == 2
+    status = store.status(batch.id)
+    assert status is not None and not status.complete
+    assert status.missing == SIZE - status.lines > 0
+    assert status.last_error
+    assert store.count(batch.id) == status.lines  # what arrived is kept and queryable
+    (event,) = read_audit(tmp_path / "audit", batch_id=batch.id).records
+    assert event["event"] == RESULTS_FAILED
+    assert event["data"]["missing"] == status.missing and event["data"]["attempts"] == 2
+    await client.close()
+
+
+async def test_malformed_and_unknown_lines_are_counted_not_fatal(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}", faults="malformed=2,unknown=3")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path, "ws")
+    status = await store.ensure(client, batch)
+    assert status.complete
+    assert (status.lines, status.malformed, status.unknown) == (SIZE + 2, 2, 3)
+    counts = store.type_counts(batch.id)
+    assert counts[MALFORMED] == 2 and counts["deferred"] == 3
+    groups = {g.result_type: g for g in store.error_summary(batch.id)}
+    assert groups["deferred"].retry_class is RetryClass.UNKNOWN
+    await client.close()
+
+
+async def test_reopen_reads_the_store_not_the_network(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    first = await ResultsStore(tmp_path, "ws").ensure(client, batch)
+    await emu.stop()
+
+    again = ResultsStore(tmp_path, "ws")
+    status = await again.ensure(client, batch)  # the emulator is gone: no request may be made
+    assert status == first
+    assert again.count(batch.id) == SIZE
+    assert again.read_raw(batch.id, 0).startswith(b'{"custom_id":')
+    await client.close()
+
+
+async def test_completeness_check_names_what_did_not_come_back(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path, "ws")
+    await store.ensure(client, batch)
+    returned = sorted(store.custom_ids(batch.id))
+    submitted = [*returned[:10], "never-answered", *returned[10:]]
+    assert store.missing_custom_ids(batch.id, submitted) == ["never-answered"]
+    await client.close()
+
+
+async def test_refusals_need_no_retry(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    emu = await make_emulator(scenario="empty")
+    client = sdk(emu)
+    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0)
+    running = BatchSnapshot.from_api(
+        {
+            "id": "msgbatch_01x",
+            "processing_status": "in_progress",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    with pytest.raises(ResultsNotReady):
+        await store.ensure(client, running)
+    gone = replace(running, id="msgbatch_01gone", processing_status="ended")
+    async with AuditLog(tmp_path / "audit") as audit:
+        with pytest.raises(ResultsDownloadError) as caught:
+            await store.ensure(client, gone, audit=audit)
+    assert caught.value.status == 404 and caught.value.attempts == 1
+    assert not caught.value.transient
+    (event,) = read_audit(tmp_path / "audit", batch_id=gone.id).records
+    assert event["event"] == RESULTS_FAILED and event["data"]["status"] == 404
+    await client.close()
+
+
+async def test_two_stores_on_one_directory_download_once(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    # Two processes (here two instances) opening the same batch: the second waits on the
+    # first's file lock, then finds the store complete instead of writing over it.
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    a, b = ResultsStore(tmp_path, "ws"), ResultsStore(tmp_path, "ws")
+    first, second = await asyncio.gather(a.ensure(client, batch), b.ensure(client, batch))
+    assert first.complete and second.complete
+    assert 1 in (first.attempts, second.attempts) and b.count(batch.id) == SIZE
+    assert store_bytes_match(b, batch.id)
+    await client.close()
+
+
+def store_bytes_match(store: ResultsStore, batch_id: str) -> bool:
+    status = store.status(batch_id)
+    return status is not None and store.raw_path(batch_id).stat().st_size == status.bytes
+
+
+async def test_a_cancelled_download_is_resumed_by_the_next_open(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path, "ws", feed_bytes=4096)
+    started = asyncio.Event()
+
+    def on_progress(progress: DownloadProgress) -> None:
+        if progress.stored:
+            started.set()
+
+    task = asyncio.create_task(store.ensure(client, batch, progress=on_progress))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    status = store.status(batch.id)
+    assert status is not None and not status.complete
+    assert (await store.ensure(client, batch)).complete
+    assert store.count(batch.id) == SIZE
+    await client.close()
+
+
+def test_an_index_from_another_version_is_refused_not_rebuilt(tmp_path: Path) -> None:
+    ResultsStore(tmp_path, "ws").close()
+    with sqlite3.connect(tmp_path / "ws" / "index.sqlite3") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(ValueError, match="version 99"):
+        ResultsStore(tmp_path, "ws")
+
+
+async def test_a_batch_without_counts_takes_the_stream_as_complete(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    uncounted = replace(batch, request_counts=RequestCounts())
+    status = await ResultsStore(tmp_path, "ws").ensure(client, uncounted)
+    assert status.complete and status.expected == status.lines == SIZE
+    await client.close()
+
+
+async def test_a_failing_disk_is_reported_not_retried(
+    make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = await make_emulator(scenario=f"large:{SIZE}")
+    client = sdk(emu)
+    batch = await ended_batch(client)
+    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0)
+
+    def full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(results_store._Ingest, "feed", full)
+    async with AuditLog(tmp_path / "audit") as audit:
+        with pytest.raises(ResultsDownloadError, match="disk is full") as caught:
+            await store.ensure(client, batch, audit=audit)
+    assert not caught.value.transient and caught.value.attempts == 1
+    (event,) = read_audit(tmp_path / "audit", batch_id=batch.id).records
+    assert event["event"] == RESULTS_FAILED
+    await client.close()

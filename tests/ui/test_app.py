@@ -71,18 +71,22 @@ async def test_counts_change_when_a_batch_ends(empty: RunningEmulator) -> None:
         screen = await synced(pilot)
         created = await app.api.create(requests(3))
         await refresh(pilot)
-        index = screen.rows.index_of(created.id) if screen.rows else None
+        rows = screen.rows
+        assert rows is not None
+        index = rows.index_of(created.id)
         assert index is not None
-        row = dict(zip([c.key for c in screen.rows.columns], _plain(screen, index), strict=True))
+        row = dict(zip([c.key for c in rows.columns], _plain(screen, index), strict=True))
         assert row["status"] == "● running"
         assert row["processing"] == "3"
         assert row["succeeded"] == "–"  # unknown until the end, never a fake 0
 
         empty.engine.clock.advance(timedelta(hours=2).total_seconds())
         await refresh(pilot)
-        index = screen.rows.index_of(created.id)
+        rows = screen.rows
+        assert rows is not None
+        index = rows.index_of(created.id)
         assert index is not None
-        row = dict(zip([c.key for c in screen.rows.columns], _plain(screen, index), strict=True))
+        row = dict(zip([c.key for c in rows.columns], _plain(screen, index), strict=True))
         assert row["status"] in ("✓ ended", "✗ failures")
         assert row["processing"] == "0"
         done = sum(int(row[key]) for key in ("succeeded", "errored", "canceled", "expired"))
@@ -177,10 +181,11 @@ async def test_jump_to_a_batch_opens_it_and_esc_comes_back(demo: RunningEmulator
         target = screen.rows.key_at(len(screen.rows) - 2)
         await pilot.press("colon")
         await pilot.press(*f"b {target}", "enter")
-        await until(pilot, lambda: isinstance(app.screen, BatchPlaceholderScreen))
-        assert app.monitor.state.focused == target  # focused polling on the open batch
-        await pilot.press("escape")
+        await until(pilot, lambda: getattr(app.screen, "batch_id", None) == target)
+        await until(pilot, lambda: app.monitor.state.focused == target)  # focused polling
+        await pilot.press("q")  # back one level, not quit
         await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
+        assert app.is_running
         assert screen.table.cursor_key == target
         await until(pilot, lambda: app.monitor.state.focused is None)
 
@@ -190,11 +195,27 @@ async def test_enter_drills_in(demo: RunningEmulator) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await synced(pilot)
         await pilot.press("j", "enter")
+        assert screen.rows is not None
+        target = screen.rows.key_at(1)
+        await until(pilot, lambda: getattr(app.screen, "batch_id", None) == target)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
+
+
+async def test_the_plain_details_view_is_the_fallback(demo: RunningEmulator) -> None:
+    class Plain(BatchtopApp):
+        def make_batch_screen(self, batch_id: str) -> BatchPlaceholderScreen:
+            return BatchPlaceholderScreen(batch_id)
+
+    app = Plain(Settings(), services=services_factory(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BatchPlaceholderScreen))
         placeholder = app.screen
-        assert isinstance(placeholder, BatchPlaceholderScreen)
-        assert screen.rows is not None and placeholder.batch_id == screen.rows.key_at(1)
-        await pilot.press("h")
+        assert isinstance(placeholder, BatchPlaceholderScreen) and screen.rows is not None
+        assert placeholder.batch_id == screen.rows.key_at(0)
+        await pilot.press("backspace")
         await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
 
 
@@ -316,6 +337,22 @@ async def test_command_palette_runs_screen_actions(empty: RunningEmulator) -> No
 def test_parse_jump(text: str, verb: JumpVerb, arg: str) -> None:
     command = parse_jump(text)
     assert (command.verb, command.arg) == (verb, arg)
+
+
+async def test_the_demo_services_start_an_emulator_in_the_app() -> None:
+    from functools import partial
+
+    from tui.ui.launch import demo_services
+
+    app = make_app(partial(demo_services, Settings(), speed=1.0))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        assert screen.rows is not None and len(screen.rows) > 5
+        assert "demo · local emulator" in header_text(app)
+        api = app.api
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running)
+    assert api.client.is_closed()
 
 
 def test_build_app_without_key_opens_the_no_key_screen(tmp_path: Path) -> None:

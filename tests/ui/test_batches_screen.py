@@ -16,6 +16,7 @@ from tests.ui.harness import (
     services_factory,
     start_frozen,
     synced,
+    until,
 )
 from tui.core.batch_view import StatusFilter
 from tui.core.models import BatchSnapshot, RequestCounts
@@ -61,12 +62,12 @@ async def test_regex_filter_inverted_filter_and_matches(demo: RunningEmulator) -
         target = everything[3]
         fragment = target[-6:]
         await pilot.press("slash", *fragment, "enter")
-        assert screen.rows.ids == [target]
-        assert screen.table.has_focus
+        await until(pilot, lambda: screen.rows is not None and screen.rows.ids == [target])
+        await until(pilot, lambda: screen.table.has_focus)
 
         await pilot.press("slash", "ctrl+a", "exclamation_mark", "enter")
         # "!" + fragment: everything except the target.
-        assert screen.spec.text is not None and screen.spec.text.inverted
+        await until(pilot, lambda: screen.spec.text is not None and screen.spec.text.inverted)
         assert target not in screen.rows.ids
         assert len(screen.rows) == len(everything) - 1
 
@@ -212,3 +213,32 @@ def test_running_batches_show_unknown_not_zero() -> None:
     assert row["processing"] == "5"
     assert row["succeeded"] == row["errored"] == row["error_rate"] == "–"
     assert row["deadline"].startswith("expires in")
+
+
+async def test_labels_add_a_column_and_are_matched_by_the_filter(demo: RunningEmulator) -> None:
+    app = make_app(services_factory(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        assert screen.rows is not None
+        target = screen.rows.key_at(2)
+        app.set_labels({target: "nightly-eval"})
+        await pilot.pause()
+        assert [c.key for c in screen.table.columns][:2] == ["id", "label"]
+        await pilot.press("slash", *"NIGHTLY", "enter")
+        await until(pilot, lambda: screen.rows is not None and screen.rows.ids == [target])
+        assert column(screen, "label") == ["nightly-eval"]
+
+
+async def test_palette_goes_to_a_batch(demo: RunningEmulator) -> None:
+    app = make_app(services_factory(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        assert screen.rows is not None
+        target = screen.rows.key_at(4)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*target[-8:])
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: getattr(app.screen, "batch_id", None) == target)
+        assert screen.table.cursor_key == target

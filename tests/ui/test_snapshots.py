@@ -99,12 +99,6 @@ def test_help(snap_compare: SnapCompare) -> None:
                         run_before=after_sync())
 
 
-def test_batch_placeholder(snap_compare: SnapCompare) -> None:
-    app, _ = demo_app()
-    assert snap_compare(app, terminal_size=(100, 30), press=["j", "j", "j", "enter"],
-                        run_before=after_sync())
-
-
 def test_no_key(snap_compare: SnapCompare) -> None:
     app = make_app(None)
     assert snap_compare(app, terminal_size=(100, 30))

@@ -13,7 +13,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
-from tui.core.results import ERRORED, SUCCEEDED, LineRecord, parse_line
+from tui.core.results import ERRORED, SUCCEEDED, parse_line
 from tui.core.sanitize import safe_cell, safe_text, text_width
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -73,20 +73,17 @@ def result_fields(line: bytes) -> tuple[Cell, ...]:
     The index fields come from the same parser the results index uses, so the CSV and the
     app agree on every type; the full error message and the text need the body itself.
     """
-    record: LineRecord = parse_line(line)
-    message = record.error_message
+    (custom_id, kind, error_type, message, stop_reason, model, tokens_in, tokens_out,
+     cache_write, cache_read, _tier) = parse_line(line)
     text: str | None = None
-    if record.type in (SUCCEEDED, ERRORED):
+    if kind in (SUCCEEDED, ERRORED):
         body = orjson.loads(line)  # parse_line accepted it, so it is valid JSON
-        if record.type == SUCCEEDED:
+        if kind == SUCCEEDED:
             text = message_text(body)
         else:
             message = error_message(body) or message
-    return (
-        record.custom_id, record.type, record.error_type, message, record.stop_reason,
-        record.model, record.input_tokens, record.output_tokens,
-        record.cache_creation_input_tokens, record.cache_read_input_tokens, text,
-    )
+    return (custom_id, kind, error_type, message, stop_reason, model, tokens_in, tokens_out,
+            cache_write, cache_read, text)
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -110,11 +107,13 @@ def _csv_value(value: Cell, inert: bool) -> str | int:
 
 
 def write_csv(lines: Iterable[bytes], out: IO[str], *, inert: bool = False) -> int:
-    """Header plus one row per line (RFC 4180 quoting, ``\\n`` row ends); returns the rows.
+    """Header plus one row per line, RFC 4180: CRLF row ends, and every field holding a comma,
+    a quote, CR or LF is quoted (a lone CR in model text included); returns the rows.
 
     `inert` makes control characters visible (for a terminal); files keep the exact text.
     """
-    writer = csv.writer(out, lineterminator="\n")
+    # With a bare "\n" terminator the csv module would leave a lone "\r" unquoted.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for line in lines:
@@ -173,7 +172,8 @@ def table_lines(lines: Iterable[bytes], width: int = 120) -> Iterator[str]:
 
 def write_table(lines: Iterable[bytes], out: IO[str], *, width: int = 120) -> int:
     """Write `table_lines`; returns the number of results."""
-    count = -1
-    for count, text in enumerate(table_lines(lines, width)):  # noqa: B007 - the count is kept
+    written = 0
+    for text in table_lines(lines, width):
         out.write(text + "\n")
-    return count
+        written += 1
+    return written - 1  # the header is not a result

@@ -451,11 +451,11 @@ class BatchCost:
     lines: tuple[ModelCost, ...] = ()
 
     @property
-    def cost_at_batch(self) -> Decimal:
+    def batch_cost(self) -> Decimal:
         return _known_sum(line.batch_cost for line in self.lines)
 
     @property
-    def cost_at_standard(self) -> Decimal:
+    def standard_cost(self) -> Decimal:
         return _known_sum(line.standard_cost for line in self.lines)
 
     @property

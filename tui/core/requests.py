@@ -1,9 +1,9 @@
-"""Batch request files: defensive JSONL parsing, validation by line, splitting and estimates."""
+"""Batch request files: defensive JSONL parsing, validation by line, splitting, token sizes."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,6 @@ _FORBIDDEN_PARAMS: Mapping[str, str] = {
 }
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_BINARY_BLOCK = 1_600  # an image or document sent as base64: counted flat, not by size
-BATCH_DISCOUNT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +387,7 @@ def plan_split(
     return batches
 
 
-# -- estimates ------------------------------------------------------------------------------
+# -- token sizes ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,54 +425,4 @@ def estimate_tokens(params: Mapping[str, Any]) -> TokenEstimate:
     return TokenEstimate(
         input_tokens=-(-chars // _CHARS_PER_TOKEN) + blocks * _TOKENS_PER_BINARY_BLOCK,
         output_tokens_max=max(0, output),
-    )
-
-
-PriceLookup = Callable[[str], tuple[float, float] | None]
-"""Standard (non-batch) USD per million input and output tokens for a model, None if unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class CostEstimate:
-    """What a set of requests may cost at batch rates (output at its max_tokens upper bound)."""
-
-    requests: int
-    input_tokens: int
-    output_tokens_max: int
-    cost_usd_max: float | None
-    """None when any model has no known price."""
-    unpriced_models: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-
-
-def estimate(
-    requests: Iterable[BatchRequest],
-    price_lookup: PriceLookup | Mapping[str, tuple[float, float]] | None = None,
-) -> CostEstimate:
-    """Token totals and the batch-rate (50 %) cost upper bound of `requests`."""
-    per_model: dict[str, list[int]] = {}
-    count = 0
-    for request in requests:
-        count += 1
-        tokens = estimate_tokens(request.params)
-        totals = per_model.setdefault(str(request.params.get("model")), [0, 0])
-        totals[0] += tokens.input_tokens
-        totals[1] += tokens.output_tokens_max
-    lookup: PriceLookup | None
-    lookup = price_lookup.get if isinstance(price_lookup, Mapping) else price_lookup
-    cost = 0.0
-    unpriced: list[str] = []
-    for model, (tokens_in, tokens_out) in per_model.items():
-        price = lookup(model) if lookup is not None else None
-        if price is None:
-            unpriced.append(model)
-            continue
-        cost += (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000 * BATCH_DISCOUNT
-    return CostEstimate(
-        requests=count,
-        input_tokens=sum(totals[0] for totals in per_model.values()),
-        output_tokens_max=sum(totals[1] for totals in per_model.values()),
-        cost_usd_max=None if unpriced else round(cost, 6),
-        unpriced_models=tuple(sorted(unpriced)),
-        models=tuple(sorted(per_model)),
     )

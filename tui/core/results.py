@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, fields
-from typing import NamedTuple
 
 import orjson
 
@@ -25,20 +24,41 @@ ERROR_MESSAGE_CHARS = 200
 _CUSTOM_ID_RE = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 
 
-class LineRecord(NamedTuple):
-    """The index fields of one results line, in the column order of the index table."""
+RECORD_FIELDS: tuple[str, ...] = (
+    "custom_id",
+    "type",
+    "error_type",
+    "error_message",
+    "stop_reason",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "service_tier",
+)
+LineRecord = tuple[
+    str,  # custom_id
+    str,  # type
+    str | None,  # error_type (the nested one)
+    str | None,  # error_message, truncated
+    str | None,  # stop_reason
+    str | None,  # model
+    int | None,  # input_tokens
+    int | None,  # output_tokens
+    int | None,  # cache_creation_input_tokens
+    int | None,  # cache_read_input_tokens
+    str | None,  # service_tier
+]
+"""The index fields of one line, in `RECORD_FIELDS` order. A plain tuple: one is built per
+result and goes straight into SQLite."""
 
-    custom_id: str
-    type: str
-    error_type: str | None = None
-    error_message: str | None = None
-    stop_reason: str | None = None
-    model: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-    service_tier: str | None = None
+
+def record(
+    custom_id: str, kind: str, error_type: str | None = None, error_message: str | None = None
+) -> LineRecord:
+    """A record with no usage (errored, canceled, expired, unknown, malformed)."""
+    return (custom_id, kind, error_type, error_message, None, None, None, None, None, None, None)
 
 
 def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> str | None:
@@ -51,7 +71,7 @@ def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> s
 def malformed_record(line: bytes) -> LineRecord:
     """The record of a line that could not be read as a result object."""
     match = _CUSTOM_ID_RE.search(line)
-    return LineRecord(match.group(1).decode("ascii") if match else "", MALFORMED)
+    return record(match.group(1).decode("ascii") if match else "", MALFORMED)
 
 
 def parse_line(line: bytes) -> LineRecord:
@@ -85,7 +105,7 @@ def parse_line(line: bytes) -> LineRecord:
         cache_read = usage.get("cache_read_input_tokens")
         tier = usage.get("service_tier")
         # `type(x) is int` also keeps booleans out.
-        return LineRecord(
+        return (
             custom_id,
             kind,
             None,
@@ -103,16 +123,16 @@ def parse_line(line: bytes) -> LineRecord:
         envelope = result.get("error")
         inner = envelope.get("error") if type(envelope) is dict else None
         if type(inner) is not dict:
-            return LineRecord(custom_id, kind)
+            return record(custom_id, kind)
         error_type = inner.get("type")
         message_text = inner.get("message")
-        return LineRecord(
+        return record(
             custom_id,
             kind,
             error_type if type(error_type) is str else None,
             truncate_message(message_text) if type(message_text) is str else None,
         )
-    return LineRecord(custom_id, kind)
+    return record(custom_id, kind)
 
 
 class LineSplitter:
@@ -123,47 +143,55 @@ class LineSplitter:
     Blank lines are skipped.
     """
 
-    __slots__ = ("_base", "_tail")
+    __slots__ = ("_base", "_held", "_tail")
 
     def __init__(self) -> None:
-        self._tail = b""
-        self._base = 0  # stream offset of the first byte of _tail
+        self._tail: list[bytes] = []  # pieces of the unfinished line (a long line spans chunks)
+        self._held = 0
+        self._base = 0  # stream offset of the first byte of the unfinished line
 
     @property
     def pending(self) -> int:
         """Bytes held back as an unfinished line."""
-        return len(self._tail)
+        return self._held
 
     def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
         """Add bytes; return the lines they complete."""
-        if not chunk:
+        parts = chunk.split(b"\n")
+        last = parts.pop()
+        if not parts:  # no newline in this chunk
+            if last:
+                self._tail.append(last)
+                self._held += len(last)
             return []
-        data = self._tail + chunk if self._tail else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._tail = data
-            return []
-        lines = _lines(data[:cut], self._base)
-        self._tail = data[cut + 1 :]
-        self._base += cut + 1
+        if self._tail:
+            self._tail.append(parts[0])
+            parts[0] = b"".join(self._tail)
+        lines, self._base = _lines(parts, self._base)
+        self._tail = [last] if last else []
+        self._held = len(last)
         return lines
 
     def flush(self) -> list[tuple[int, bytes]]:
         """End of stream: the unterminated last line, if any."""
-        tail, base = self._tail, self._base
-        self._tail = b""
+        tail = b"".join(self._tail)
+        base = self._base
+        self._tail = []
+        self._held = 0
         self._base += len(tail)
-        return _lines(tail, base) if tail else []
+        return _lines([tail], base)[0] if tail else []
 
 
-def _lines(block: bytes, base: int) -> list[tuple[int, bytes]]:
+def _lines(parts: list[bytes], base: int) -> tuple[list[tuple[int, bytes]], int]:
+    """The non-blank lines among `parts` with their offsets, and the offset after them."""
     out: list[tuple[int, bytes]] = []
+    append = out.append
     offset = base
-    for line in block.split(b"\n"):
+    for line in parts:
         if line and not line.isspace():
-            out.append((offset, line))
+            append((offset, line))
         offset += len(line) + 1
-    return out
+    return out, offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +270,10 @@ class StoreStatus:
 
 @dataclass(frozen=True, slots=True)
 class DownloadProgress:
-    """Reported while results download: lines and bytes stored so far."""
+    """Reported while results download.
+
+    `lines` have been received and parsed; the first `stored` of them can be queried already.
+    """
 
     batch_id: str
     attempt: int
@@ -251,6 +282,7 @@ class DownloadProgress:
     expected: int
     malformed: int = 0
     unknown: int = 0
+    stored: int = 0
 
     @property
     def fraction(self) -> float:

@@ -8,14 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tui.core.cost import Estimate, PriceTable, estimate_cost
 from tui.core.errors import PERMANENT_ERROR_TYPES, RETRYABLE_ERROR_TYPES, RetryClass, classify
 from tui.core.requests import (
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_PER_BATCH,
     BatchRequest,
-    CostEstimate,
-    PriceLookup,
-    estimate,
     plan_split,
 )
 
@@ -172,7 +170,8 @@ class RetryPlan:
     """The requests to submit, one tuple per new batch."""
     missing_originals: tuple[str, ...]
     """Selected custom_ids whose original params are unknown: they cannot be resubmitted."""
-    estimate: CostEstimate
+    estimate: Estimate
+    """What resubmitting may cost, labelled as an estimate (`Estimate.label()`)."""
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -193,9 +192,12 @@ def plan_retry(
     *,
     max_per_batch: int = DEFAULT_MAX_PER_BATCH,
     max_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-    price_lookup: PriceLookup | Mapping[str, tuple[float, float]] | None = None,
+    prices: PriceTable | None = None,
 ) -> RetryPlan:
-    """Attach original params (by custom_id) to the selected requests and split them."""
+    """Attach original params (by custom_id) to the selected requests and split them.
+
+    The estimate uses `prices` (the shipped table when None).
+    """
     requests: list[BatchRequest] = []
     missing: list[str] = []
     for custom_id in selection.selected:
@@ -209,7 +211,7 @@ def plan_retry(
         selection=selection,
         chunks=tuple(tuple(chunk) for chunk in chunks),
         missing_originals=tuple(missing),
-        estimate=estimate(requests, price_lookup),
+        estimate=estimate_cost((r.to_api() for r in requests), prices or PriceTable.shipped()),
     )
 
 

@@ -77,10 +77,11 @@ class Planned:
 def _add(engine: Engine, plan: Planned, now: float) -> None:
     key = mix64(engine.seed * 7919 + len(engine) + 1)
     created = now - plan.age
+    cancel = None if plan.cancel_after is None else created + plan.cancel_after
     engine.add_batch(
         SyntheticRequests(plan.profile, plan.count, key), created=created, key=key,
         duration=plan.duration, error_rate=plan.error_rate, style=plan.style,
-        cancel_initiated=None if plan.cancel_after is None else created + plan.cancel_after,
+        cancel_initiated=cancel if cancel is not None and cancel <= now else None,
         cancel_seconds=plan.cancel_seconds, label=plan.label, forced=plan.forced)
 
 

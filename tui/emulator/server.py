@@ -158,9 +158,13 @@ class RunningEmulator:
         self.host = host
         self.port = port
         self.url = _url(host, port)
+        self._stopped = False
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        """Stop listening and close open connections (safe to call twice)."""
+        if not self._stopped:
+            self._stopped = True
+            await self._runner.cleanup()
 
     async def __aenter__(self) -> RunningEmulator:
         return self

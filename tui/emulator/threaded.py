@@ -27,7 +27,11 @@ class ThreadedEmulator:
 
     def start(self) -> ThreadedEmulator:
         self._thread.start()
-        self._running = self.run(start_emulator(self.config))
+        try:
+            self._running = self.run(start_emulator(self.config))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     @property

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tui.core.cost import Estimate, PriceTable, estimate_cost
 from tui.core.events import ACTION_PREFIX, Event
 from tui.core.models import CANCELING, ENDED, IN_PROGRESS, BatchSnapshot, RequestCounts
 from tui.core.requests import (
@@ -22,11 +23,8 @@ from tui.core.requests import (
     DEFAULT_MAX_PER_BATCH,
     MAX_REQUESTS_PER_BATCH,
     BatchRequest,
-    CostEstimate,
     ParsedRequests,
-    PriceLookup,
     RequestProblem,
-    estimate,
     parse_request_chunks,
     plan_split,
 )
@@ -43,7 +41,7 @@ from tui.core.retry_plan import (
     plan_retry,
     select_failures,
 )
-from tui.core.sanitize import UNSAFE_CHARS
+from tui.core.sanitize import UNSAFE_CHARS, safe_text
 from tui.core.timefmt import utcnow
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.audit import AuditLog
@@ -204,7 +202,8 @@ class RetryPreview:
     fix_first: tuple[tuple[str, str], ...]
     missing_originals: tuple[str, ...]
     previous_retries: tuple[str, ...]
-    estimate: CostEstimate
+    estimate: Estimate
+    """A cost estimate (`label()` says so); not a price quote."""
     allowed: bool
     warnings: tuple[str, ...]
     plan: RetryPlan = field(repr=False, compare=False)
@@ -233,7 +232,8 @@ class SubmitPreview:
     max_per_batch: int
     labels: tuple[str | None, ...]
     """The label each new batch gets (the given label, numbered when there are several)."""
-    estimate: CostEstimate
+    estimate: Estimate
+    """A cost estimate (`label()` says so); not a price quote."""
     warnings: tuple[str, ...]
     chunks: tuple[tuple[BatchRequest, ...], ...] = field(repr=False, compare=False)
     token: str = field(default_factory=lambda: uuid.uuid4().hex, repr=False)
@@ -347,6 +347,13 @@ def _numbered(label: str | None, count: int) -> tuple[str | None, ...]:
     return tuple(f"{label} ({n}/{count})" for n in range(1, count + 1))
 
 
+def _price_table(prices: PriceTable | Mapping[str, Mapping[str, Any]] | None) -> PriceTable:
+    """A table as given, or the shipped one with config ``[prices]`` overrides on top."""
+    if isinstance(prices, PriceTable):
+        return prices
+    return PriceTable.load(prices)
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
@@ -363,7 +370,7 @@ class Actions:
         *,
         read_only: bool,
         actor: str | None = None,
-        price_lookup: PriceLookup | Mapping[str, tuple[float, float]] | None = None,
+        prices: PriceTable | Mapping[str, Mapping[str, Any]] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.api = api
@@ -372,7 +379,7 @@ class Actions:
         self.store = store
         self.read_only = read_only
         self.actor = actor or audit.actor
-        self.price_lookup = price_lookup
+        self.prices = _price_table(prices)
         self._clock = clock
         # Serialises retries so two quick confirmations cannot both pass the repeat check.
         self._retry_lock = asyncio.Lock()
@@ -532,8 +539,7 @@ class Actions:
         missing = self._missing(snap.id, recorded) if recorded and not incomplete else []
         selection = select_failures(rows, include, missing=missing)
         originals = await asyncio.to_thread(self.ledger.params_for, snap.id, selection.selected)
-        plan = plan_retry(selection, originals, max_per_batch=max_per_batch,
-                          price_lookup=self.price_lookup)
+        plan = plan_retry(selection, originals, max_per_batch=max_per_batch, prices=self.prices)
         previous = tuple(self.ledger.retries_of(snap.id))
         label = self.ledger.label_for(snap.id)
         generation = self.ledger.generation(snap.id) + 1
@@ -636,10 +642,13 @@ class Actions:
         if max_per_batch > DEFAULT_MAX_PER_BATCH:
             warnings.append(f"batches of more than {DEFAULT_MAX_PER_BATCH:,} requests are "
                             "harder to debug and to retry")
-        cost = estimate(parsed.requests, self.price_lookup)
-        if cost.unpriced_models:
-            warnings.append(f"no price known for {', '.join(cost.unpriced_models)}: "
-                            "cost not estimated")
+        cost = await asyncio.to_thread(
+            estimate_cost, [r.to_api() for r in parsed.requests], self.prices, self._clock()
+        )
+        if cost.unknown_models:
+            models = ", ".join(safe_text(model) for model in cost.unknown_models)
+            warnings.append(f"no price known for {models}: "
+                            "those requests are not in the estimate")
         return SubmitPreview(
             action=SUBMIT, source_file=str(source), request_count=len(parsed.requests),
             lines=parsed.lines, problems=tuple(parsed.problems),

@@ -371,4 +371,15 @@ def _request_id(result: object) -> str | None:
 
 
 def _snapshot(model: Any) -> BatchSnapshot:
-    return BatchSnapshot.from_api(model.model_dump(mode="json"))
+    """The SDK model as a snapshot; an answer that is no usable batch is an ApiError too."""
+    try:
+        # warnings=False: pydantic would print serializer warnings to stderr for odd values.
+        return BatchSnapshot.from_api(model.model_dump(mode="json", warnings=False))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # status 200: the call itself went through (a create may have created the batch).
+        raise ApiError(
+            f"malformed batch in the response: {type(exc).__name__}",
+            kind="other",
+            status=200,
+            request_id=_request_id(model),
+        ) from None

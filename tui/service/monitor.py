@@ -29,6 +29,8 @@ from tui.service.api import ApiCall, ApiError, BatchesAPI
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 500
+# While the audit log holds events it could not write (full disk), try again this often.
+AUDIT_RETRY_S = 5.0
 # A 404 this soon after created_at is the API's propagation delay, not a deletion.
 TRANSIENT_404_S = 10.0
 COALESCE_S = 1.0
@@ -49,6 +51,19 @@ class BulkEventSink(EventSink, Protocol):
     """A sink that writes many events at once (one fsync per file, not per event)."""
 
     async def record_many(self, events: Iterable[Event]) -> None: ...
+
+
+@runtime_checkable
+class BacklogSink(Protocol):
+    """A sink that keeps events it could not write and retries them (the audit log)."""
+
+    @property
+    def pending_count(self) -> int: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+    async def flush_pending(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +292,8 @@ class Monitor:
             error = task.exception()
             if isinstance(error, ApiError):
                 self._on_failure(error)
+            elif isinstance(error, Exception):
+                self._on_failure(self._unexpected(error))
             elif error is not None:
                 raise error
             elif self.api.total_calls != calls_before:
@@ -451,6 +468,14 @@ class Monitor:
             self._batches_dirty = self._order_dirty = True
             self._emit(gone_event(prev))
 
+    def _unexpected(self, error: Exception) -> ApiError:
+        """A failure that is no ApiError (a bug, an answer nothing expected): keep monitoring,
+        show it as degraded, back off. The traceback goes to the debug log, not the screen."""
+        log.warning("monitor tick failed: %s", type(error).__name__)
+        log.debug("monitor tick failed", exc_info=error)
+        text = ApiError.from_exception(error, secret=self.api.client.api_key).message
+        return ApiError(f"unexpected {type(error).__name__}: {text}", kind="other")
+
     def _on_failure(self, error: ApiError) -> None:
         now = self._clock()
         delay = self._backoff.next_delay(error.retry_after if error.transient else None)
@@ -519,10 +544,19 @@ class Monitor:
         self._outbox.put_nowait(event)
 
     async def _write_events(self) -> None:
-        """Write queued events in order; a burst (the first sync) goes out as one batch."""
+        """Write queued events in order; a burst (the first sync) goes out as one batch.
+
+        While the sink holds events it could not write, they are retried every
+        AUDIT_RETRY_S even if nothing new happens, and `audit_error` says so meanwhile.
+        """
         done = False
         while not done:
-            events = [await self._outbox.get()]
+            try:
+                first = await asyncio.wait_for(self._outbox.get(), self._audit_retry_in())
+            except TimeoutError:
+                await self._flush_backlog()
+                continue
+            events = [first]
             while not self._outbox.empty():
                 events.append(self._outbox.get_nowait())
             if events[-1] is None:
@@ -530,10 +564,36 @@ class Monitor:
             try:
                 await self._record([e for e in events if e is not None])
             except Exception as exc:  # a full disk must not stop the monitor
-                log.exception("audit write failed")
-                if self._audit_error is None:
-                    self._audit_error = f"audit log not written: {exc}"
-                    self._publish()
+                log.warning("audit write failed: %s", exc)
+                self._set_audit_error(f"audit log not written: {exc}")
+            else:
+                self._set_audit_error(self._backlog_error())
+
+    def _audit_retry_in(self) -> float | None:
+        audit = self.audit
+        if isinstance(audit, BacklogSink) and audit.pending_count:
+            return AUDIT_RETRY_S
+        return None
+
+    async def _flush_backlog(self) -> None:
+        audit = self.audit
+        if isinstance(audit, BacklogSink):
+            with contextlib.suppress(Exception):
+                await audit.flush_pending()
+            self._set_audit_error(self._backlog_error())
+
+    def _backlog_error(self) -> str | None:
+        audit = self.audit
+        if not isinstance(audit, BacklogSink) or not audit.pending_count:
+            return None
+        count = audit.pending_count
+        return (f"audit log not written ({count} event{'s' if count != 1 else ''} held, "
+                f"retrying): {audit.last_error or 'unknown error'}")
+
+    def _set_audit_error(self, message: str | None) -> None:
+        if message != self._audit_error:
+            self._audit_error = message
+            self._publish()
 
     async def _record(self, events: list[Event]) -> None:
         if isinstance(self.audit, BulkEventSink):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -56,8 +58,8 @@ FEED_BYTES = 1 << 20
 FIRST_FEED_BYTES = 64 << 10  # a small first hand-off so the first rows show up at once
 RAW_BLOCK = 1 << 20
 SEQ_BITS = 32
-COMMIT_ROWS = 5000
-WRITER_CACHE_KIB = 16 * 1024
+SEQ_MASK = (1 << SEQ_BITS) - 1
+COMMIT_ROWS = 20_000
 
 ORDER_COLUMNS: frozenset[str] = frozenset(INDEX_COLUMNS) - {"offset"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -99,15 +101,13 @@ CREATE TABLE IF NOT EXISTS result_rows (
     offset INTEGER NOT NULL,
     length INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS result_rows_custom_id ON result_rows (batch_key, custom_id);
-CREATE INDEX IF NOT EXISTS result_rows_type ON result_rows (batch_key, type, error_type);
+-- Secondary indexes are per batch (see _custom_id_index), built once its download is over.
 -- What people query with the sqlite3 shell.
 CREATE VIEW IF NOT EXISTS results AS
     SELECT batches.batch_id, {", ".join("result_rows." + c for c in INDEX_COLUMNS)}
     FROM result_rows JOIN batches USING (batch_key);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
-_KEY_OF = "(SELECT batch_key FROM batches WHERE batch_id = ?)"
 _SELECT_ROW = f"SELECT {_ROW_COLUMNS} FROM result_rows"
 _INSERT_ROW = (
     f"INSERT INTO result_rows (id, batch_key, {_ROW_COLUMNS}) "
@@ -232,23 +232,32 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _custom_id_index(batch_key: int) -> str:
+    """The name of a batch's custom_id index.
+
+    A partial index per batch, built in one statement once the rows are in: keeping one
+    shared index up to date row by row cost more than the rest of the SQLite work, as
+    results arrive in no custom_id order. Filters on type or error type need no index:
+    they scan the batch's id range (a few ms for 100,000 rows).
+    """
+    return f"result_rows_custom_id_{int(batch_key)}"
+
+
 def _id_range(batch_key: int) -> tuple[int, int]:
     first = batch_key << SEQ_BITS
     return first, first + (1 << SEQ_BITS) - 1
 
 
-def _where(
-    batch_key: int | None, f: ResultFilter, order_by: str = "seq"
-) -> tuple[str, list[Any]]:
+def _where(batch_key: int | None, f: ResultFilter, order_by: str = "seq") -> tuple[str, list[Any]]:
     """SQL conditions and parameters for `f` over one batch (None: a batch not stored)."""
     key = -1 if batch_key is None else batch_key
     clauses = ["id BETWEEN ? AND ?"]
     params: list[Any] = [*_id_range(key)]
-    if f.get("types") is not None or f.get("error_type") is not None or order_by == "custom_id":
-        # An index on (batch_key, ...) serves these; otherwise the id range alone makes the
-        # planner scan the batch in seq order, with no sort.
-        clauses.append("batch_key = ?")
-        params.append(key)
+    if order_by == "custom_id":
+        # The batch's partial index gives that order, if the key is spelled out as it is in
+        # the index's WHERE; otherwise the id range makes the planner scan in seq order.
+        clauses = [f"batch_key = {int(key)}"]
+        params = []
     types = f.get("types")
     if types is not None:
         wanted = sorted(set(types))
@@ -256,9 +265,8 @@ def _where(
         params.extend(wanted)
     error_type = f.get("error_type")
     if error_type is not None:
-        # Only errored results have one; naming the type lets the (type, error_type) index in.
-        clauses.append("type = ? AND error_type = ?")
-        params += [ERRORED, error_type]
+        clauses.append("error_type = ?")
+        params.append(error_type)
     classes = f.get("retry_classes")
     if classes is not None:
         wanted = sorted({str(c) for c in classes})
@@ -308,6 +316,18 @@ def _status_from_row(row: Sequence[Any]) -> StoreStatus:
     )
 
 
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
+    if version:
+        # Never rebuild on our own: results older than 29 days cannot be downloaded again.
+        raise ValueError(
+            f"{path} has index version {version}, this batchtop reads {SCHEMA_VERSION}"
+        )
+    conn.executescript(_SCHEMA)
+
+
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
@@ -322,8 +342,9 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 class _Ingest:
     """Writes one batch's raw bytes and index rows. Used from one worker thread only.
 
-    Rows are committed in chunks of `COMMIT_ROWS` (the first chunk at once), so readers see
-    the first results early and a 100,000-line batch costs ~20 commits, not thousands.
+    The first rows are committed at once, so readers see results early; after that every
+    `COMMIT_ROWS` (fewer, larger commits write less). The batch's custom_id index is built
+    in `finalize`, in one statement, rather than kept up to date row by row.
     """
 
     def __init__(self, db_path: Path, raw_path: Path, batch_id: str, expected: int) -> None:
@@ -332,11 +353,14 @@ class _Ingest:
         self.attempt = 0
         self.key = 0
         self._conn = _connect(db_path)
-        self._conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        # Checkpoints fsync; run one when the download is over (`close`), not in the middle.
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         _private_file(raw_path)
         self._raw_name = raw_path.name
         self._raw: IO[bytes] = open(raw_path, "r+b")  # noqa: SIM115 - closed in close()
+        # Another batchtop process may be downloading this batch: wait for it (then the
+        # caller finds the store complete) rather than write over its file.
+        fcntl.flock(self._raw.fileno(), fcntl.LOCK_EX)
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -367,6 +391,7 @@ class _Ingest:
             (self.key,) = conn.execute(
                 "SELECT batch_key FROM batches WHERE batch_id = ?", (self.batch_id,)
             ).fetchone()
+            conn.execute(f"DROP INDEX IF EXISTS {_custom_id_index(self.key)}")
             conn.execute(_DELETE_ROWS, _id_range(self.key))
 
     def feed(self, data: bytes) -> DownloadProgress:
@@ -394,7 +419,7 @@ class _Ingest:
         append = self._rows.append
         for offset, line in lines:
             record = parse_line(line)
-            kind = record.type
+            kind = record[1]
             if kind not in KNOWN_TYPES:
                 if kind == MALFORMED:
                     self.malformed += 1
@@ -421,17 +446,20 @@ class _Ingest:
         """Every expected result is stored (malformed extra lines do not count)."""
         return self.lines - self.malformed == self.expected
 
-    def set_expected(self) -> None:
+    def adopt_count(self) -> None:
+        """The request total is unknown (0): a stream that ended cleanly is the whole batch."""
+        self.expected = self.lines - self.malformed
         self._conn.execute(
             "UPDATE batches SET expected = ? WHERE batch_id = ?", (self.expected, self.batch_id)
         )
 
     def progress(self) -> DownloadProgress:
-        """Where the download stands; `lines` counts only rows readers can already query."""
+        """Where the download stands."""
         return DownloadProgress(
             batch_id=self.batch_id,
             attempt=self.attempt,
-            lines=self.stored,
+            lines=self.lines,
+            stored=self.stored,
             bytes=self.bytes,
             expected=self.expected,
             malformed=self.malformed,
@@ -444,6 +472,10 @@ class _Ingest:
         # No fsync: `status` checks the raw file's size against `bytes` instead, so a file a
         # crash cut short reads as incomplete and is downloaded again.
         complete = error is None and self.complete
+        self._conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {_custom_id_index(self.key)}"
+            f" ON result_rows (custom_id) WHERE batch_key = {int(self.key)}"
+        )
         self._conn.execute(
             "UPDATE batches SET complete = ?, downloaded_at = ?, seconds = ?, last_error = ?"
             " WHERE batch_id = ?",
@@ -462,7 +494,10 @@ class _Ingest:
 
     def close(self) -> None:
         self._raw.close()
-        self._conn.close()
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self._conn.close()
 
 
 class _RawReader:
@@ -509,8 +544,8 @@ class ResultsStore:
         _private_file(self.db_path)
         self._lock = threading.RLock()
         self._conn = _connect(self.db_path)
-        self._conn.executescript(_SCHEMA)
-        self._downloads: dict[str, asyncio.Lock] = {}
+        _ensure_schema(self._conn, self.db_path)
+        self._downloads: dict[tuple[int, str], asyncio.Lock] = {}  # by (event loop, batch)
 
     @classmethod
     def default(cls, workspace: str) -> ResultsStore:
@@ -553,12 +588,14 @@ class ResultsStore:
             raise ResultsNotReady(
                 f"batch {batch.id} is {batch.processing_status}: results exist once it has ended"
             )
-        lock = self._downloads.setdefault(batch.id, asyncio.Lock())
+        lock = self._downloads.setdefault(
+            (id(asyncio.get_running_loop()), batch.id), asyncio.Lock()
+        )
         async with lock:
             current = self.status(batch.id)
             if current is not None and current.complete and not refresh:
                 return current
-            return await self._download(api_client, batch, progress, audit)
+            return await self._download(api_client, batch, progress, audit, refresh)
 
     async def _download(
         self,
@@ -566,6 +603,7 @@ class ResultsStore:
         batch: BatchSnapshot,
         progress: ProgressCallback | None,
         audit: AuditSink | None,
+        refresh: bool,
     ) -> StoreStatus:
         loop = asyncio.get_running_loop()
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-ingest")
@@ -575,15 +613,26 @@ class ResultsStore:
 
         started = time.monotonic()
         ingest: _Ingest | None = None
+        attempt = 0
         try:
-            ingest = await run(
+            opening = executor.submit(
                 _Ingest, self.db_path, self.raw_path(batch.id), batch.id, batch.request_counts.total
             )
+            try:
+                ingest = await asyncio.wrap_future(opening)
+            except asyncio.CancelledError:
+                # Cancelled while another process held the file lock: close it once it opens.
+                opening.add_done_callback(_close_late)
+                raise
+            done = self.status(batch.id)  # now that the file lock is ours
+            if done is not None and done.complete and not refresh:
+                return done
             error: ApiError | None = None
-            attempt = 0
             for attempt in range(1, self.attempts + 1):
                 await run(ingest.restart, attempt)
                 error = await self._stream_once(api_client, ingest, run, progress)
+                if error is None and ingest.expected == 0:
+                    await run(ingest.adopt_count)
                 if error is None and ingest.complete:
                     break
                 if error is not None and not error.transient:
@@ -595,8 +644,8 @@ class ResultsStore:
         except Exception as exc:
             cause = exc.__cause__ if isinstance(exc, _IngestFailed) and exc.__cause__ else exc
             failure = ApiError.from_exception(cause)
-            await _record(audit, _failed_event(batch.id, failure, None, 0))
-            raise ResultsDownloadError(failure, self.status(batch.id), 0) from exc
+            await _record(audit, _failed_event(batch.id, failure, None, attempt))
+            raise ResultsDownloadError(failure, self.status(batch.id), attempt) from exc
         finally:
             if ingest is not None:
                 # Queued behind any chunk still being indexed; nothing here may await.
@@ -670,8 +719,7 @@ class ResultsStore:
                 ingest.feed(chunk)
             ingest.finish(True)
             if expected is None:
-                ingest.expected = ingest.lines - ingest.malformed
-                ingest.set_expected()
+                ingest.adopt_count()
             return ingest.finalize(time.monotonic() - started, None)
         finally:
             ingest.close()
@@ -736,7 +784,10 @@ class ResultsStore:
     ) -> list[int]:
         """The `seq` of every matching row, in order: a virtual table pages through these."""
         where, params = self._where(batch_id, filters, order_by)
-        sql = f"SELECT seq FROM result_rows WHERE {where} {_order(order_by, descending)}"
+        # seq from the rowid, not the column: an index scan then needs no table lookups.
+        sql = (
+            f"SELECT id & {SEQ_MASK} FROM result_rows WHERE {where} {_order(order_by, descending)}"
+        )
         with self._lock:
             return [row[0] for row in self._conn.execute(sql, params)]
 
@@ -796,9 +847,7 @@ class ResultsStore:
         Reads through its own connection, so it may be consumed slowly or from a thread.
         """
         where, params = self._where(batch_id, filters, order_by)
-        sql = (
-            f"SELECT offset, length FROM result_rows WHERE {where} {_order(order_by, descending)}"
-        )
+        sql = f"SELECT offset, length FROM result_rows WHERE {where} {_order(order_by, descending)}"
         sequential = order_by == "seq" and not descending
         conn = _connect(self.db_path)
         try:
@@ -811,27 +860,30 @@ class ResultsStore:
         finally:
             conn.close()
 
+    def _select(self, batch_id: str, columns: str, tail: str = "", *extra: Any) -> list[Any]:
+        """`SELECT columns` over one batch's rows, `tail` (more conditions, GROUP BY...) after."""
+        where, params = self._where(batch_id, {})
+        sql = f"SELECT {columns} FROM result_rows WHERE {where} {tail}"
+        with self._lock:
+            return self._conn.execute(sql, [*params, *extra]).fetchall()
+
     def type_counts(self, batch_id: str) -> dict[str, int]:
         """Rows per result type (unknown types and ``malformed`` included)."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT type, count(*) FROM result_rows WHERE batch_key = {_KEY_OF} GROUP BY type",
-                (batch_id,),
-            ).fetchall()
-        return {kind: n for kind, n in rows}
+        return dict(self._select(batch_id, "type, count(*)", "GROUP BY type"))
 
     def error_summary(self, batch_id: str) -> list[ErrorGroup]:
         """Failed results grouped by error type and message, largest group first.
 
         Expired, malformed and unknown-type results form groups of their own.
         """
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT type, error_type, error_message, count(*) AS n FROM result_rows"
-                f" WHERE batch_key = {_KEY_OF} AND type NOT IN (?, ?)"
-                " GROUP BY type, error_type, error_message ORDER BY n DESC, type, error_type",
-                (batch_id, SUCCEEDED, CANCELED),
-            ).fetchall()
+        rows = self._select(
+            batch_id,
+            "type, error_type, error_message, count(*) AS n",
+            "AND type NOT IN (?, ?) GROUP BY type, error_type, error_message"
+            " ORDER BY n DESC, type, error_type",
+            SUCCEEDED,
+            CANCELED,
+        )
         return [
             ErrorGroup(
                 error_type=error_type if kind == ERRORED else kind,
@@ -845,13 +897,13 @@ class ResultsStore:
 
     def usage_totals(self, batch_id: str) -> dict[str, UsageTotals]:
         """Token sums of succeeded results per model (``""`` when a result names none)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT coalesce(model, ''), count(*), total(input_tokens), total(output_tokens),"
-                " total(cache_creation_input_tokens), total(cache_read_input_tokens)"
-                f" FROM result_rows WHERE batch_key = {_KEY_OF} AND type = ? GROUP BY 1 ORDER BY 1",
-                (batch_id, SUCCEEDED),
-            ).fetchall()
+        rows = self._select(
+            batch_id,
+            "coalesce(model, ''), count(*), total(input_tokens), total(output_tokens),"
+            " total(cache_creation_input_tokens), total(cache_read_input_tokens)",
+            "AND type = ? GROUP BY 1 ORDER BY 1",
+            SUCCEEDED,
+        )
         return {
             model: UsageTotals(n, int(inp), int(out), int(cc), int(cr))
             for model, n, inp, out, cc, cr in rows
@@ -859,12 +911,7 @@ class ResultsStore:
 
     def custom_ids(self, batch_id: str) -> set[str]:
         """Every custom_id that came back as a readable result."""
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT custom_id FROM result_rows WHERE batch_key = {_KEY_OF} AND type != ?",
-                (batch_id, MALFORMED),
-            ).fetchall()
-        return {r[0] for r in rows}
+        return {r[0] for r in self._select(batch_id, "custom_id", "AND type != ?", MALFORMED)}
 
     def missing_custom_ids(self, batch_id: str, submitted: Iterable[str]) -> list[str]:
         """Submitted custom_ids with no readable result, in submission order.
@@ -878,6 +925,7 @@ class ResultsStore:
         with self._lock, _transaction(self._conn) as conn:
             key = self._batch_key(batch_id)
             if key is not None:
+                conn.execute(f"DROP INDEX IF EXISTS {_custom_id_index(key)}")
                 conn.execute(_DELETE_ROWS, _id_range(key))
             conn.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
         self.raw_path(batch_id).unlink(missing_ok=True)
@@ -892,6 +940,11 @@ async def _worker(future: asyncio.Future[T]) -> T:
         return await future
     except Exception as exc:
         raise _IngestFailed(str(exc) or type(exc).__name__) from exc
+
+
+def _close_late(future: concurrent.futures.Future[_Ingest]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -11,6 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from textual import work
@@ -18,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tui.core.events import Event
@@ -76,14 +78,14 @@ class Services:
 
 
 ServicesFactory = Callable[[], Awaitable[Services]]
-BatchScreenFactory = Callable[[str], Screen[Any]]
 
 
 def _default_batch_screen(batch_id: str) -> Screen[Any]:
     """The full batch screen when it is installed, the placeholder otherwise."""
     try:
         module = importlib.import_module("tui.ui.screens.batch")
-    except ImportError:
+    except Exception:  # not there (or broken): the list must still drill in
+        log.exception("batch screen unavailable; showing the plain details view")
         return BatchPlaceholderScreen(batch_id)
     screen: Screen[Any] = module.BatchScreen(batch_id)
     return screen
@@ -93,20 +95,18 @@ class BatchtopApp(App[int]):
     """The batchtop TUI. Public hooks: open_batch, open_audit, set_labels, monitor_state,
     clock(), and the api / monitor / audit / settings properties."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "batchtop"
     COMMANDS = App.COMMANDS | {ScreenActions, GoToBatch}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("q", "quit_or_back", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("colon", "jump", "Jump", id="app.jump"),
+        # Priority, so that keys typed right after `:` reach the jump line.
+        Binding("colon", "jump", "Jump", id="app.jump", priority=True),
         Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True,
                 id="app.command_palette"),
     ]
-
-    # Replaced by the full batch screen's module; takes the batch id.
-    batch_screen_factory: ClassVar[BatchScreenFactory] = staticmethod(_default_batch_screen)
 
     def __init__(
         self,
@@ -180,7 +180,11 @@ class BatchtopApp(App[int]):
         if self._batches is not None:
             self._pop_to(self._batches)
             self._batches.move_to(batch_id)
-        self.push_screen(type(self).batch_screen_factory(batch_id))
+        self.push_screen(self.make_batch_screen(batch_id))
+
+    def make_batch_screen(self, batch_id: str) -> Screen[Any]:
+        """The drill-in screen of a batch (override to change it)."""
+        return _default_batch_screen(batch_id)
 
     def open_audit(self) -> None:
         """The audit feed: the audit screen when installed, else the list's event pane."""
@@ -309,6 +313,12 @@ class BatchtopApp(App[int]):
     async def _refresh_now(self) -> None:
         await self.monitor.refresh_now()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "jump":
+            # A `:` typed into an input (the filter, a dialog) is text.
+            return not isinstance(self.focused, Input) and not isinstance(self.screen, ModalScreen)
+        return True
+
     # -- help, jump, quit -----------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -319,9 +329,10 @@ class BatchtopApp(App[int]):
         intro = getattr(screen, "HELP_INTRO", "")
         self.push_screen(HelpScreen(str(title), str(intro), help_rows(screen)))
 
-    def action_jump(self) -> None:
+    async def action_jump(self) -> None:
         if not isinstance(self.screen, ModalScreen):
-            self.push_screen(JumpScreen(), callback=self._on_jump)
+            # Awaited: keys typed right after `:` must reach the mounted line.
+            await self.push_screen(JumpScreen(), callback=self._on_jump)
 
     async def _on_jump(self, text: str | None) -> None:
         if text is None:
@@ -345,6 +356,13 @@ class BatchtopApp(App[int]):
     async def action_quit(self) -> None:
         await self.stop_services()
         self.exit(0)
+
+    async def action_quit_or_back(self) -> None:
+        """`q`: quit from the list (or the first screen); elsewhere back one level."""
+        if len(self.screen_stack) > 1 and self.screen is not self._batches:
+            await self.screen.dismiss(None)
+            return
+        await self.action_quit()
 
     def _pop_to(self, screen: Screen[Any]) -> None:
         while len(self.screen_stack) > 1 and self.screen is not screen:

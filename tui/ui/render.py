@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
@@ -102,7 +103,7 @@ def status_text(batch: BatchSnapshot, styles: CellStyles) -> Text:
 
 
 def outcome_bar(counts: RequestCounts, width: int, styles: CellStyles) -> Text:
-    """succeeded / failed / canceled / processing cells in proportion; a failure never rounds away."""
+    """Succeeded / failed / canceled / processing cells in proportion; failures never vanish."""
     bar = Text()
     for segment, cells in bar_segments(
         counts.succeeded, counts.failed, counts.canceled, counts.processing, width

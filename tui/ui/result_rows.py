@@ -1,14 +1,18 @@
-"""The results table: its columns, and RowSources over the results index for one filtered view."""
+"""The results table: columns, the view (type, error type, search, order), and its RowSources."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from rich.text import Text
 
+from tui.core.batch_view import TextFilter
 from tui.core.results import IndexRow
+from tui.service.results_store import ResultFilter
 from tui.ui.batch_rows import CellStyles
 from tui.ui.render import RETRY_CLASS_STYLES, count_text, inert, result_type_text
 from tui.ui.widgets.vtable import Column, ListSource
@@ -19,12 +23,12 @@ MISSING = "missing"
 
 RESULT_COLUMNS: tuple[Column, ...] = (
     Column("custom_id", "custom_id", CUSTOM_ID_WIDTH),
-    Column("type", "type", 10),
+    Column("type", "type", 9),
     Column("error_type", "error type", 21),
     Column("stop_reason", "stop", 13),
-    Column("model", "model", 18),
-    Column("input_tokens", "in", 8, "right"),
-    Column("output_tokens", "out", 8, "right"),
+    Column("model", "model", 17),
+    Column("input_tokens", "in", 7, "right"),
+    Column("output_tokens", "out", 7, "right"),
     Column("cache_read_input_tokens", "cache rd", 8, "right"),
     Column("cache_creation_input_tokens", "cache wr", 8, "right"),
     Column("error_message", "error message", 0),
@@ -36,6 +40,62 @@ MISSING_COLUMNS: tuple[Column, ...] = (
     Column("type", "type", 10, sortable=False),
     Column("note", "note", 0, sortable=False),
 )
+
+# Number keys of the type filters, as in the list: 1 all, then the types worth a look first.
+TYPE_FILTERS: Mapping[str, frozenset[str] | None] = {
+    "all": None,
+    "errored": frozenset({"errored"}),
+    "expired": frozenset({"expired"}),
+    "canceled": frozenset({"canceled"}),
+    "succeeded": frozenset({"succeeded"}),
+}
+TYPE_KEYS: tuple[str, ...] = (*TYPE_FILTERS, MISSING)
+_PLAIN = re.compile(r"[^.^$*+?{}\[\]\\|()]+")
+
+
+def parse_search(text: str) -> TextFilter | None:
+    """The list's filter syntax (a case-insensitive regex, `!` inverts), plus a `re:` prefix."""
+    inverted = text.startswith("!")
+    body = text[1:] if inverted else text
+    if body.startswith("re:"):
+        body = body[3:]
+    return TextFilter.parse(("!" if inverted else "") + body) if body else None
+
+
+def search_filter(search: TextFilter) -> ResultFilter:
+    """The store filter for a search: a fast substring match unless it needs a regex."""
+    if _PLAIN.fullmatch(search.pattern):
+        return {"search": search.pattern, "invert": search.inverted}
+    return {"search": "(?i)" + search.pattern, "regex": True, "invert": search.inverted}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    """Which results the table shows and in which order."""
+
+    kind: str = "all"  # a TYPE_FILTERS key, MISSING, or any result type (malformed, unknown)
+    error_type: str | None = None
+    search: TextFilter | None = None
+    order_by: str = "seq"
+    descending: bool = False
+
+    def filters(self) -> ResultFilter:
+        out: ResultFilter = {}
+        types = TYPE_FILTERS.get(self.kind, frozenset({self.kind}))
+        if types is not None:
+            out["types"] = types
+        if self.error_type is not None:
+            out["error_type"] = self.error_type
+        if self.search is not None:
+            out.update(search_filter(self.search))
+        return out
+
+    @property
+    def unfiltered(self) -> bool:
+        """Every row in stream order: the seqs are 0..lines-1, no query needed."""
+        return (self.kind == "all" and self.error_type is None and self.search is None
+                and self.order_by == "seq")
+
 
 _versions = itertools.count(1)
 
@@ -159,3 +219,49 @@ def missing_rows(custom_ids: Sequence[str], styles: CellStyles) -> ListSource:
     note = Text("submitted, but no result came back", styles("muted"))
     kind = Text(MISSING, styles("failures"))
     return ListSource(custom_ids, lambda i: (inert(custom_ids[i], 64), kind, note))
+
+
+def view_bar(
+    view: ResultView,
+    counts: Mapping[str, int],
+    styles: CellStyles,
+    *,
+    shown: int | None,
+    missing: int = 0,
+    error: str | None = None,
+    settled: bool = True,
+) -> Text:
+    """The line over the table: the number keys with their counts, the filters, rows shown."""
+    bar = Text(no_wrap=True, overflow="ellipsis")
+    total = sum(counts.values())
+    for n, kind in enumerate(TYPE_KEYS, start=1):
+        if kind == MISSING and not missing:
+            continue
+        value = missing if kind == MISSING else (
+            total if kind == "all" else counts.get(kind, 0))
+        bar.append(f" {n}", styles("accent"))
+        style = "reverse bold" if kind == view.kind else (styles("muted") if not value else "")
+        bar.append(f" {kind} {value:,} ", style)
+    other = total - sum(counts.get(k, 0) for k in TYPE_KEYS[1:])
+    if other:
+        bar.append(f" · {other:,} other", styles("warning"))
+    if view.kind not in TYPE_KEYS:
+        bar.append(" │ ", styles("muted"))
+        bar.append_text(inert(view.kind, 24, "reverse bold"))
+    if view.error_type is not None:
+        bar.append(" │ error type ", styles("muted"))
+        bar.append_text(inert(view.error_type, 32, "bold"))
+        bar.append(" (E next)", styles("muted"))
+    if view.search is not None:
+        bar.append(" │ /", styles("muted"))
+        bar.append_text(inert(view.search.text, 40, "bold"))
+        bar.append("/", styles("muted"))
+    if error:
+        bar.append("  ")
+        bar.append_text(inert(error, 60, styles("error")))
+    if shown is not None:
+        bar.append(f" │ {shown:,} shown", styles("muted"))
+        if shown == 0 and settled:
+            bar.append(" — nothing matches: 1 shows all, esc clears the search",
+                       styles("warning"))
+    return bar

@@ -76,7 +76,8 @@ class BatchesScreen(Screen[None]):
     HELP_INTRO = HELP_INTRO
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_filter", "Filter", id="batches.filter"),
+        # Priority: the keys typed right after `/` must reach the filter line, not the table.
+        Binding("slash", "start_filter", "Filter", id="batches.filter", priority=True),
         Binding("1", "status('all')", "All", group=_STATUS, id="batches.status_all"),
         Binding("2", "status('running')", "Running", group=_STATUS,
                 id="batches.status_running"),
@@ -171,7 +172,7 @@ class BatchesScreen(Screen[None]):
         if not self.is_mounted:
             return
         if not self.is_current:
-            self._dirty = True  # no repaint under a dialog or another screen
+            self._dirty = True  # hidden under another screen: catch up when shown again
             return
         self._apply_state(message.state, rebuild=True)
 
@@ -194,7 +195,7 @@ class BatchesScreen(Screen[None]):
 
     def tick(self) -> None:
         """Called every second by the app: header freshness; ages every few ticks."""
-        if not self.is_mounted or not self.is_current:
+        if not self.is_mounted or not self.is_active:  # nothing ticks under a dialog
             return
         now = self._now()
         self.header.tick(now)
@@ -315,6 +316,8 @@ class BatchesScreen(Screen[None]):
         # None: shown (dimmed) but not run, so the key falls through to other bindings.
         if action == "match":
             return True if self._search is not None else None
+        if action == "start_filter":
+            return not self._editing and not isinstance(self.app.focused, Input)
         if action == "clear_filter":
             active = self._spec.text is not None or self._editing
             return True if active else None
@@ -388,7 +391,7 @@ class BatchesScreen(Screen[None]):
         field.value = self._spec.text.text if self._spec.text else ""
         field.display = True
         self._editing = True
-        field.focus()
+        self.set_focus(field)  # now, not later: keys typed right after `/` belong to it
         self.refresh_bindings()
 
     @on(Input.Changed, "#filter")
@@ -426,6 +429,6 @@ class BatchesScreen(Screen[None]):
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).display = False
         self._editing = False
-        self.table.focus()
+        self.set_focus(self.table)
         self._update_view_bar()
         self.refresh_bindings()

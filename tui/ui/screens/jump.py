@@ -73,6 +73,9 @@ class JumpScreen(ModalScreen[str | None]):
             yield Input(self._initial, placeholder="b msgbatch_…   audit   q",
                         id="jump-input", select_on_focus=False)
 
+    def on_mount(self) -> None:
+        self.set_focus(self.query_one("#jump-input", Input))
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(event.value)

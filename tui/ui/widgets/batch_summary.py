@@ -18,6 +18,7 @@ from tui.ui.batch_rows import CellStyles
 from tui.ui.render import byte_size, count_text, outcome_bar, rate_label, status_text
 
 BAR_WIDTH = 24
+WINDOW_BAR = 48
 SEP = " · "
 
 
@@ -263,3 +264,37 @@ class BatchSummary(Widget):
 
     def render(self) -> Text:
         return self._text
+
+
+def live_text(batch: BatchSnapshot, now: datetime, styles: CellStyles,
+              tz: tzinfo | None = None) -> Text:
+    """The body of the screen while the batch runs: what is known, and what happens next."""
+    counts = batch.request_counts
+    muted = styles("muted")
+    window = max(1.0, (batch.expires_at - batch.created_at).total_seconds())
+    used = min(1.0, batch.duration_seconds(now) / window)
+    cells = round(used * WINDOW_BAR)
+    text = Text()
+    text.append_text(status_text(batch, styles))
+    text.append(f"   {counts.processing:,} of {counts.total:,} requests still processing\n\n",
+                styles("heading"))
+    text.append("window  ", muted)
+    text.append("█" * cells, styles("running"))
+    text.append("░" * (WINDOW_BAR - cells), muted)
+    text.append(f"  {human_duration(batch.duration_seconds(now))} of "
+                f"{human_duration(window)} used", muted)
+    text.append(" · expires ", muted)
+    text.append(clock_time(batch.expires_at, tz), styles("heading"))
+    text.append(f" ({_until(batch.expires_at, now)})\n\n", muted)
+    if batch.cancel_initiated_at is not None:
+        text.append("Cancel requested at ")
+        text.append(clock_time(batch.cancel_initiated_at, tz), styles("canceling"))
+        text.append(": requests already being processed finish; the others end as canceled.\n")
+    text.append("Results appear when every request has finished, or when the window closes, "
+                "whichever comes first. Requests not sent by then end as expired.\n")
+    text.append("Until then the API reports only how many requests are still processing: "
+                "succeeded, errored, canceled and expired are counted once the batch ends.\n",
+                muted)
+    text.append("This screen polls the batch every few seconds while it is open and downloads "
+                "the results as soon as it ends; r polls now.", muted)
+    return text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from tui.ui.result_rows import MISSING
 TOP_MESSAGES = 3
 NAME_WIDTH = 24
 MESSAGE_WIDTH = 160
+_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,7 @@ class ErrorTypeGroup:
     error_type: str | None  # the nested error type of errored results; None otherwise
     count: int
     retry_class: RetryClass
-    messages: tuple[tuple[str, int], ...] = ()  # the most frequent messages first
+    messages: tuple[tuple[str, int, int], ...] = ()  # (example, count, variants), top first
     more_messages: int = 0  # distinct messages not listed
 
     @property
@@ -37,6 +39,18 @@ class ErrorTypeGroup:
         if self.result_type == ERRORED:
             return self.error_type or "(no error type)"
         return self.result_type
+
+
+def fold_messages(messages: Iterable[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """(example, count, variants): messages that differ only in their numbers fold into one
+    ("prompt is too long: 200017 tokens" and "...: 213544 tokens"), most frequent first."""
+    folded: dict[str, list[tuple[str, int]]] = {}
+    for message, count in messages:
+        folded.setdefault(_NUMBER.sub("#", message), []).append((message, count))
+    out = [(max(group, key=lambda m: m[1])[0], sum(n for _, n in group), len(group))
+           for group in folded.values()]
+    out.sort(key=lambda m: (-m[1], m[0]))
+    return out
 
 
 def group_errors(groups: Sequence[ErrorGroup], top: int = TOP_MESSAGES) -> list[ErrorTypeGroup]:
@@ -47,14 +61,13 @@ def group_errors(groups: Sequence[ErrorGroup], top: int = TOP_MESSAGES) -> list[
         folded.setdefault((group.result_type, error_type), []).append(group)
     out: list[ErrorTypeGroup] = []
     for (result_type, error_type), members in folded.items():
-        members.sort(key=lambda g: -g.count)
-        messages = tuple((g.message, g.count) for g in members if g.message)
+        messages = fold_messages((g.message, g.count) for g in members if g.message)
         out.append(ErrorTypeGroup(
             result_type=result_type,
             error_type=error_type,
             count=sum(g.count for g in members),
             retry_class=members[0].retry_class,
-            messages=messages[:top],
+            messages=tuple(messages[:top]),
             more_messages=max(0, len(messages) - top),
         ))
     out.sort(key=lambda g: (-g.count, g.result_type, g.error_type or ""))
@@ -63,7 +76,7 @@ def group_errors(groups: Sequence[ErrorGroup], top: int = TOP_MESSAGES) -> list[
 
 def _header(group: ErrorTypeGroup, styles: CellStyles) -> Text:
     style = styles(RETRY_CLASS_STYLES[group.retry_class])
-    line = Text(" ✗ " if group.result_type == ERRORED else " ⌛ ", style)
+    line = Text(" ✗ " if group.result_type == ERRORED else " ◷ ", style)
     line.append_text(inert(group.name, NAME_WIDTH, "bold"))
     line.pad_right(NAME_WIDTH - line.cell_len + 3)
     line.append(f"{group.count:>9,}", "bold")
@@ -73,8 +86,10 @@ def _header(group: ErrorTypeGroup, styles: CellStyles) -> Text:
     return line
 
 
-def _message(message: str, count: int, styles: CellStyles) -> Text:
+def _message(message: str, count: int, variants: int, styles: CellStyles) -> Text:
     line = Text(f"{count:>12,}× ", styles("muted"))
+    if variants > 1:
+        line.append(f"({variants:,} variants, e.g.) ", styles("muted"))
     line.append_text(inert(message, MESSAGE_WIDTH))
     return line
 
@@ -90,7 +105,21 @@ class ErrorSummary(OptionList):
         border-title-color: $text;
         padding: 0;
         background: $surface;
-        &:focus { border: round $error; }
+        text-wrap: nowrap;  /* one line per option, cut at the panel's width */
+        text-overflow: ellipsis;
+        & > .option-list--option-highlighted {
+            background: transparent;
+            color: $foreground;
+            text-style: none;
+        }
+        &:focus {
+            border: round $error;
+            & > .option-list--option-highlighted {
+                color: $block-cursor-foreground;
+                background: $block-cursor-background;
+                text-style: $block-cursor-text-style;
+            }
+        }
     }
     """
 
@@ -106,7 +135,7 @@ class ErrorSummary(OptionList):
         super().__init__(id=id)
         self._targets: dict[str, tuple[str, str | None]] = {}
         self.groups: list[ErrorTypeGroup] = []
-        self.border_title = "failures by error type · tab + enter filters"
+        self.border_title = "failures by error type · tab, then enter, filters the table"
 
     def show(self, groups: Sequence[ErrorGroup], styles: CellStyles, missing: int = 0) -> None:
         """Replace the groups (and a line for results that never came back, if any)."""
@@ -117,11 +146,13 @@ class ErrorSummary(OptionList):
             target = (group.result_type, group.error_type)
             targets[f"g{n}"] = target
             options.append(Option(_header(group, styles), id=f"g{n}"))
-            for m, (message, count) in enumerate(group.messages):
+            for m, (message, count, variants) in enumerate(group.messages):
                 targets[f"g{n}m{m}"] = target
-                options.append(Option(_message(message, count, styles), id=f"g{n}m{m}"))
+                options.append(Option(_message(message, count, variants, styles),
+                                      id=f"g{n}m{m}"))
             if group.more_messages:
-                options.append(Option(Text(f"{'':>14}+{group.more_messages:,} other messages",
+                more = group.more_messages
+                options.append(Option(Text(f"{'':>14}+{more:,} other message{'s' * (more > 1)}",
                                            styles("muted")), disabled=True))
         if missing:
             targets["missing"] = (MISSING, None)
@@ -133,9 +164,13 @@ class ErrorSummary(OptionList):
         self._targets = targets
         highlighted = self.highlighted
         self.set_options(options)
-        if options:
-            self.highlighted = min(highlighted or 0, len(options) - 1)
+        if options and highlighted is not None:
+            self.highlighted = min(highlighted, len(options) - 1)
         self.display = bool(options)
+
+    def on_focus(self) -> None:
+        if self.highlighted is None and self.option_count:
+            self.highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

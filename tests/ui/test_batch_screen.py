@@ -1,0 +1,456 @@
+"""The batch screen: live state, download with progress, filters, search, sort, open and back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.emulator_fixtures import MakeEmulator
+from tests.ui.batch_host import (
+    BATCH_ID,
+    HostApp,
+    bare_line,
+    ended_batch,
+    error_line,
+    fill_store,
+    fixture_counts,
+    fixture_lines,
+    make_store,
+    message_line,
+    sdk_api,
+    settle,
+    wait_for,
+)
+from tui.core.batch_view import TextFilter
+from tui.core.models import BatchSnapshot, RequestCounts
+from tui.core.requests import BatchRequest
+from tui.core.results import DownloadProgress
+from tui.emulator.faults import Faults
+from tui.service.api import BatchesAPI
+from tui.service.audit import AuditLog, read_audit
+from tui.service.ledger import Ledger
+from tui.service.monitor import Monitor, MonitorState
+from tui.service.results_store import ResultsStore
+from tui.settings import Settings
+from tui.ui.app import BatchtopApp, Services
+from tui.ui.messages import MonitorUpdated
+from tui.ui.result_rows import ResultRows, ResultView, RowCache, parse_search, search_filter
+from tui.ui.screens.batch import BatchScreen
+from tui.ui.screens.result import ResultScreen
+from tui.ui.widgets.batch_summary import Phase
+from tui.ui.widgets.error_summary import ErrorSummary, fold_messages, group_errors
+from tui.ui.widgets.vtable import VirtualTable
+
+SIZE = (160, 45)
+COUNT = 60
+
+
+def requests(count: int) -> list[dict[str, Any]]:
+    return [{"custom_id": f"row-{n:04d}", "params": {
+        "model": "claude-sonnet-4-5", "max_tokens": 256,
+        "messages": [{"role": "user", "content": f"Summarise document {n}."}]}}
+        for n in range(count)]
+
+
+async def ended_on_emulator(make_emulator: MakeEmulator, count: int = COUNT,
+                            **options: Any) -> tuple[Any, BatchesAPI, str]:
+    """A batch created through the SDK, with emulator time moved past its end."""
+    emulator = await make_emulator(error_rate=0.3, seed=7, **options)
+    api = sdk_api(emulator.url)
+    batch = await api.create(requests(count))
+    emulator.engine.clock.advance(600)
+    return emulator, api, batch.id
+
+
+def shown_rows(screen: BatchScreen) -> list[Any]:
+    rows = screen.rows
+    assert isinstance(rows, ResultRows)
+    return [rows.row_at(i) for i in range(len(rows))]
+
+
+# -- an ended batch from the emulator ------------------------------------------------------------
+
+
+async def test_filters_search_sort_open_and_back(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    _, api, batch_id = await ended_on_emulator(make_emulator)
+    ended = await api.retrieve(batch_id)
+    store = make_store(tmp_path)
+    app = HostApp(batch_id, store=store, api=api, batches=[ended])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        assert screen.phase is Phase.READY
+        assert len(shown_rows(screen)) == COUNT
+        assert app.audit.names() == ["results.downloaded", "results.opened"]
+        assert app.audit.events[-1].data["source"] == "download"
+        assert app.monitor.focus_calls == [batch_id]
+        errored = ended.request_counts.errored
+        assert errored > 0
+
+        await pilot.press("2")
+        await settle(pilot)
+        rows = shown_rows(screen)
+        assert len(rows) == errored and {r.type for r in rows} == {"errored"}
+
+        await pilot.press("E")
+        await settle(pilot)
+        first_type = screen.errors.groups[0].error_type
+        assert screen.view.error_type is not None
+        assert {r.error_type for r in shown_rows(screen)} == {screen.view.error_type}
+        assert screen.view.error_type in {g.error_type for g in screen.errors.groups}
+        assert first_type is not None
+
+        await pilot.press("1")
+        await settle(pilot)
+        assert len(shown_rows(screen)) == COUNT and screen.view == ResultView()
+
+        await pilot.press("slash", *"row-001", "enter")
+        await settle(pilot)
+        found = sorted(r.custom_id for r in shown_rows(screen))
+        assert found == [f"row-{n:04d}" for n in range(10, 20)]  # results come in any order
+        await pilot.press("escape")  # clears the search, keeps it for n / N
+        await settle(pilot)
+        assert len(shown_rows(screen)) == COUNT
+        ids = [r.custom_id for r in shown_rows(screen)]
+        hits = [i for i, custom_id in enumerate(ids) if custom_id.startswith("row-001")]
+        screen.table.cursor_index = 0
+        await pilot.press("n")
+        await settle(pilot)
+        assert screen.table.cursor_index == hits[0]
+        await pilot.press("n")
+        await settle(pilot)
+        assert screen.table.cursor_index == hits[1]
+        await pilot.press("N", "N")
+        await settle(pilot)
+        assert screen.table.cursor_index == hits[-1]  # wraps around
+
+        await pilot.press("s")  # the column cursor starts on custom_id
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        assert (screen.view.order_by, screen.view.descending) == ("custom_id", True)
+        assert shown_rows(screen)[0].custom_id == f"row-{COUNT - 1:04d}"
+        assert screen.table.sort_column == "custom_id" and screen.table.sort_descending
+
+        screen.table.cursor_index = 0
+        await pilot.press("enter")
+        await settle(pilot)
+        result = app.screen
+        assert isinstance(result, ResultScreen)
+        assert result.custom_id == f"row-{COUNT - 1:04d}"
+        assert f"row-{COUNT - 1:04d}" in result.body_text.plain
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, BatchScreen)
+        assert app.monitor.focus_calls == [batch_id, None]
+
+
+async def test_the_error_summary_filters_by_group(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    _, api, batch_id = await ended_on_emulator(make_emulator)
+    app = HostApp(batch_id, store=make_store(tmp_path), api=api,
+                  batches=[await api.retrieve(batch_id)])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        panel = screen.query_one(ErrorSummary)
+        assert panel.display and panel.groups
+        total = sum(g.count for g in panel.groups)
+        assert total == app.batch_screen.store.count(batch_id, types={"errored", "expired"})
+        panel.focus()
+        panel.highlighted = 0
+        await pilot.press("enter")
+        await settle(pilot)
+        group = panel.groups[0]
+        assert screen.view.kind == group.result_type
+        assert screen.view.error_type == group.error_type
+        assert len(shown_rows(screen)) == group.count
+        assert screen.table.has_focus
+
+
+class GatedStore(ResultsStore):
+    """Stores the first half of the results, reports progress, and waits to be let go."""
+
+    def __init__(self, root: Path, lines: list[bytes]) -> None:
+        super().__init__(root, "ws-gated")
+        self.lines = lines
+        self.half_stored = asyncio.Event()
+        self.release = threading.Event()
+
+    async def ensure(self, api_client: Any, batch: BatchSnapshot, *,
+                     progress: Any = None, audit: Any = None, refresh: bool = False) -> Any:
+        half = len(self.lines) // 2
+        stored = threading.Event()
+
+        def chunks() -> Iterator[bytes]:
+            yield b"".join(line + b"\n" for line in self.lines[:half])
+            stored.set()
+            self.release.wait(10)
+            yield b"".join(line + b"\n" for line in self.lines[half:])
+
+        task = asyncio.ensure_future(
+            asyncio.to_thread(self.ingest, batch.id, chunks(), expected=len(self.lines)))
+        await asyncio.to_thread(stored.wait, 10)
+        progress(DownloadProgress(batch.id, 1, half, 1000, len(self.lines)))
+        self.half_stored.set()
+        return await task
+
+
+async def test_first_rows_show_before_the_download_ends(tmp_path: Path) -> None:
+    lines = fixture_lines()
+    store = GatedStore(tmp_path / "results", lines)
+    app = HostApp(BATCH_ID, store=store, api=sdk_api("http://127.0.0.1:9"),
+                  batches=[ended_batch(fixture_counts(lines))])
+    async with app.run_test(size=SIZE) as pilot:
+        await store.half_stored.wait()
+        await pilot.pause()
+        screen = app.batch_screen
+        for _ in range(50):
+            if screen.rows is not None:
+                break
+            await pilot.pause(0.02)
+        assert screen.phase is Phase.DOWNLOADING
+        assert screen.table.display and len(shown_rows(screen)) == len(lines) // 2
+        assert "downloading results 20 of 40 lines" in screen.summary.plain
+        assert screen.query_one("#progress").display
+        store.release.set()
+        await settle(pilot)
+        assert screen.phase is Phase.READY
+        assert len(shown_rows(screen)) == len(lines)
+        assert not screen.query_one("#progress").display
+
+
+async def test_a_download_that_stays_short_says_what_is_missing(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator, api, batch_id = await ended_on_emulator(make_emulator, faults="cut=1")
+    app = HostApp(batch_id, store=make_store(tmp_path, attempts=2), api=api,
+                  batches=[await api.retrieve(batch_id)])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        assert screen.phase is Phase.INCOMPLETE
+        status = screen.results_state.status
+        assert status is not None and 0 < status.missing < COUNT
+        text = screen.summary.plain
+        assert (f"{status.results:,} of {COUNT} results; {status.missing:,} missing — "
+                "press r to retry") in text
+        assert "results.failed" in app.audit.names()
+        assert len(shown_rows(screen)) == status.lines  # what arrived is shown
+
+        emulator.engine.faults = Faults()
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.phase is Phase.READY
+        assert len(shown_rows(screen)) == COUNT
+        assert "missing" not in screen.summary.plain
+
+
+async def test_a_running_batch_shows_its_live_state_then_downloads_when_it_ends(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = await make_emulator(error_rate=0.3, seed=3)
+    api = sdk_api(emulator.url)
+    running = await api.create(requests(20))
+    app = HostApp(running.id, store=make_store(tmp_path), api=api, batches=[running],
+                  clock=emulator.engine.clock.now)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        assert screen.phase is Phase.LIVE
+        assert app.monitor.focus_calls == [running.id]
+        assert not screen.table.display
+        live = screen.query_one("#live")
+        assert live.display
+        assert "results appear when every request has finished or at" in screen.summary.plain
+        assert "20 of 20 requests still processing" in str(live.render())
+
+        await pilot.press("r")
+        assert app.refreshes == 1
+
+        emulator.engine.clock.advance(600)
+        ended = await api.retrieve(running.id)
+        screen.post_message(MonitorUpdated(MonitorState(batches={running.id: ended})))
+        await settle(pilot)
+        assert screen.phase is Phase.READY
+        assert not live.display
+        assert len(shown_rows(screen)) == 20
+
+
+async def test_the_app_opens_it_and_polls_it_faster(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator, api, batch_id = await ended_on_emulator(make_emulator, count=30)
+    clock = emulator.engine.clock.now
+    audit_dir = tmp_path / "audit"
+
+    async def services() -> Services:
+        audit = AuditLog(audit_dir, clock=clock)
+        return Services(api=api, audit=audit, monitor=Monitor(api, audit, clock=clock),
+                        clock=clock)
+
+    app = BatchtopApp(Settings(), services=services)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: batch_id in app.monitor_state.batches)
+        app.open_batch(batch_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, BatchScreen)
+                       and app.screen.phase is Phase.READY and app.screen.rows is not None)
+        screen = app.screen
+        assert isinstance(screen, BatchScreen) and len(shown_rows(screen)) == 30
+        assert app.monitor.state.focused == batch_id
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, BatchScreen))
+        assert app.monitor.state.focused is None
+    names = [r["event"] for r in read_audit(audit_dir, batch_id=batch_id).records]
+    assert "results.downloaded" in names and "results.opened" in names
+
+
+# -- from the store alone --------------------------------------------------------------------------
+
+
+async def test_reopening_reads_the_store_without_the_api(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    lines = fixture_lines()
+    fill_store(store, lines)
+    app = HostApp(BATCH_ID, store=store, batches=[ended_batch(fixture_counts(lines))])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        assert screen.phase is Phase.READY
+        assert len(shown_rows(screen)) == len(lines)
+        assert app.audit.events[-1].event == "results.opened"
+        assert app.audit.events[-1].data["source"] == "store"
+        assert "40 results stored locally" in screen.summary.plain
+
+        await pilot.press("y")
+        assert app.clipboard == "invoice-00000-extraction"
+
+
+async def test_malformed_lines_and_unknown_types_are_counted(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    lines = [message_line("a-1", "fine"), b'{"custom_id":"a-2","result":{"ty',
+             bare_line("a-3", "deferred"), error_line("a-4", "api_error", "boom")]
+    fill_store(store, lines)
+    app = HostApp(BATCH_ID, store=store,
+                  batches=[ended_batch(RequestCounts(succeeded=2, errored=1))])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        text = screen.summary.plain
+        assert "1 malformed line" in text and "1 of an unknown result type" in text
+        names = {g.name for g in screen.errors.groups}
+        assert {"malformed", "deferred", "api_error"} <= names
+        assert "2 other" in str(screen.query_one("#view-bar").render())
+
+
+async def test_requests_that_never_came_back_are_listed(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    lines = fixture_lines()
+    fill_store(store, lines[:-2])
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        submit = ledger.begin_submit([
+            BatchRequest.build(f"invoice-{n:05d}-extraction", {"model": "m", "max_tokens": 1,
+                                                              "messages": []})
+            for n in range(40)])
+        ledger.complete_submit(submit, BATCH_ID)
+        app = HostApp(BATCH_ID, store=store, batches=[ended_batch(fixture_counts(lines))],
+                      screen=lambda: BatchScreen(BATCH_ID, store=store, ledger=ledger))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.batch_screen
+            assert "2 of 40 submitted requests did not come back" in screen.summary.plain
+            await pilot.press("6")
+            await settle(pilot)
+            rows = screen.rows
+            assert rows is not None
+            assert [rows.key_at(i) for i in range(len(rows))] == [
+                "invoice-00038-extraction", "invoice-00039-extraction"]
+            await pilot.press("enter")  # no result to open: says so, stays here
+            await settle(pilot)
+            assert app.screen is screen
+
+
+async def test_an_unknown_batch_says_so(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    emulator = await make_emulator()
+    app = HostApp("msgbatch_01NoSuchBatchNoSuchBatch00", store=make_store(tmp_path),
+                  api=sdk_api(emulator.url))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.batch_screen
+        assert screen.phase is Phase.NOT_FOUND
+        assert "not_found_error" in screen.summary.plain
+        assert not screen.table.display
+
+
+# -- pieces ----------------------------------------------------------------------------------------
+
+
+def test_search_syntax_matches_the_batches_list() -> None:
+    assert parse_search("") is None and parse_search("!") is None
+    assert parse_search("row-1") == TextFilter("row-1")
+    assert parse_search("!row") == TextFilter("row", inverted=True)
+    assert parse_search("re:^row") == TextFilter("^row")
+    assert parse_search("!re:x$") == TextFilter("x$", inverted=True)
+    assert search_filter(TextFilter("row-1")) == {"search": "row-1", "invert": False}
+    assert search_filter(TextFilter("^r.w", True)) == {
+        "search": "(?i)^r.w", "regex": True, "invert": True}
+    assert ResultView(kind="errored", error_type="api_error").filters() == {
+        "types": frozenset({"errored"}), "error_type": "api_error"}
+    assert ResultView(kind="deferred").filters() == {"types": frozenset({"deferred"})}
+    assert ResultView().unfiltered and not ResultView(order_by="model").unfiltered
+
+
+def test_search_finds_the_same_rows_as_the_list_would(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    fill_store(store, fixture_lines())
+    ids = [r.custom_id for r in store.query(BATCH_ID)]
+    for text in ("0001", "INVOICE-0002", "^invoice-0003", "!extraction", "0[12]7", "re:9-e"):
+        search = parse_search(text)
+        assert search is not None
+        found = store.row_ids(BATCH_ID, **search_filter(search))
+        assert [ids[s] for s in found] == [i for i in ids if search.accepts(i)], text
+
+
+def test_the_row_cache_reads_a_window_at_a_time(tmp_path: Path) -> None:
+    store: ResultsStore = make_store(tmp_path)
+    fill_store(store, fixture_lines())
+    cache = RowCache(store, BATCH_ID, window=16)
+    seqs = list(range(40))
+    for index in range(12):
+        row = cache.row(seqs, index)
+        assert row is not None and row.seq == index
+    assert cache.reads == 1
+    assert cache.row(seqs, 30) is not None and cache.reads == 2
+
+
+def test_error_groups_fold_messages_under_their_type(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    fill_store(store, fixture_lines())
+    groups = group_errors(store.error_summary(BATCH_ID), top=2)
+    by_name = {g.name: g for g in groups}
+    assert by_name["overloaded_error"].messages == (("Overloaded", 4, 1),)
+    invalid = by_name["invalid_request_error"]
+    ((example, count, variants),) = invalid.messages
+    assert (invalid.count, count, variants, invalid.more_messages) == (4, 4, 4, 0)
+    assert example.startswith("prompt is too long: 2000")
+    assert invalid.retry_class == "permanent" and by_name["expired"].retry_class == "retryable"
+    assert [g.count for g in groups] == sorted((g.count for g in groups), reverse=True)
+
+
+def test_messages_that_differ_only_in_numbers_fold() -> None:
+    assert fold_messages([("a 1 b", 2), ("a 22 b", 5), ("other", 3), ("a b", 1)]) == [
+        ("a 22 b", 7, 2), ("other", 3, 1), ("a b", 1, 1)]
+
+
+def test_the_table_is_a_virtual_table() -> None:
+    assert issubclass(VirtualTable, object)  # the screen composes the shared widget
+    assert BatchScreen("x").batch_id == "x"

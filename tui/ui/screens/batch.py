@@ -1,0 +1,745 @@
+"""One batch: its live state while it runs; once ended, every result, filtered, searched, sorted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from typing import ClassVar, Protocol, cast
+
+from rich.text import Text
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, ProgressBar, Static
+
+from tui.core.batch_view import FilterError, TextFilter
+from tui.core.events import RESULTS_PREFIX, Event
+from tui.core.models import BatchSnapshot
+from tui.core.results import ERRORED, DownloadProgress, ErrorGroup, StoreStatus, UsageTotals
+from tui.core.sanitize import safe_cell
+from tui.service.api import ApiError, BatchesAPI
+from tui.service.ledger import Ledger
+from tui.service.ledger import default_path as ledger_path
+from tui.service.monitor import Monitor, MonitorState
+from tui.service.results_store import (
+    AuditSink,
+    ResultsDownloadError,
+    ResultsNotReady,
+    ResultsStore,
+    workspace_key,
+)
+from tui.ui.batch_rows import CellStyles
+from tui.ui.clipboard import copy_value
+from tui.ui.messages import MonitorUpdated
+from tui.ui.render import component_classes, resolve_styles, style_css
+from tui.ui.result_rows import (
+    MISSING,
+    MISSING_COLUMNS,
+    RESULT_COLUMNS,
+    ResultRows,
+    ResultView,
+    RowCache,
+    missing_rows,
+    next_version,
+    parse_search,
+    view_bar,
+)
+from tui.ui.screens.result import ResultScreen
+from tui.ui.widgets.batch_summary import BatchSummary, Phase, ResultsState, live_text
+from tui.ui.widgets.error_summary import ErrorSummary
+from tui.ui.widgets.vtable import Column, ListSource, VirtualTable
+
+RESULTS_OPENED = RESULTS_PREFIX + "opened"
+
+CostHook = Callable[[BatchSnapshot | None, Mapping[str, UsageTotals]], Text | None]
+
+HELP_INTRO = (
+    "One batch. While it runs: its live state (polled every few seconds while open); when it "
+    "ends the results download by themselves, and the first rows show before the download "
+    "finishes. Ended batches are read from the local store, so reopening is instant.\n"
+    "1-5 filter by result type (all, errored, expired, canceled, succeeded), 6 lists submitted "
+    "requests that never came back (when the request ledger knows them). E cycles through the "
+    "error types; tab moves to the failure summary, where enter filters by a group.\n"
+    "/ searches custom_id: plain text matches a substring, anything else is a case-insensitive "
+    "regex (a re: prefix is accepted; ! in front inverts), as in the batches list. enter keeps "
+    "the search; esc clears it; n / N jump between matches. s sorts by the column under the "
+    "column cursor (left / right move it). enter opens a result, y copies its custom_id."
+)
+
+
+class BatchHost(Protocol):
+    """What the screen reads from the app (BatchtopApp provides all of it)."""
+
+    tz: tzinfo | None
+
+    @property
+    def monitor_state(self) -> MonitorState: ...
+    @property
+    def api(self) -> BatchesAPI: ...
+    @property
+    def monitor(self) -> Monitor: ...
+    @property
+    def audit(self) -> AuditSink: ...
+    def clock(self) -> datetime: ...
+
+
+_shared_stores: weakref.WeakKeyDictionary[BatchesAPI, ResultsStore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def store_for(api: BatchesAPI) -> ResultsStore:
+    """The results store of the API's workspace (one per client, opened on first use)."""
+    store = _shared_stores.get(api)
+    if store is None:
+        client = api.client
+        store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
+        _shared_stores[api] = store
+    return store
+
+
+class DownloadProgressed(Message, bubble=False):
+    """The store indexed more lines; only the newest report matters."""
+
+    def __init__(self, progress: DownloadProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DownloadProgressed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Extras:
+    groups: list[ErrorGroup]
+    usage: dict[str, UsageTotals]
+    submitted: int | None
+    missing: list[str] | None
+
+
+class BatchScreen(Screen[None]):
+    """Drill-in target of the list: `BatchScreen(batch_id)`, services read from the app."""
+
+    HELP_TITLE = "batch"
+    HELP_INTRO = HELP_INTRO
+
+    INGEST_REFRESH_S: ClassVar[float] = 0.25
+    """Least time between two table refreshes while results are coming in."""
+
+    cost_line: ClassVar[CostHook | None] = None
+    """Hook: a line of cost for the summary, from the batch and its usage per model."""
+
+    _TYPES = Binding.Group("by type", compact=True)
+    _MATCH = Binding.Group("match", compact=True)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace,h,q", "back", "Back", id="batch.back"),
+        Binding("1", "kind('all')", "All", group=_TYPES, id="batch.filter_all"),
+        Binding("2", "kind('errored')", "Errored", group=_TYPES, id="batch.filter_errored"),
+        Binding("3", "kind('expired')", "Expired", group=_TYPES, id="batch.filter_expired"),
+        Binding("4", "kind('canceled')", "Canceled", group=_TYPES, id="batch.filter_canceled"),
+        Binding("5", "kind('succeeded')", "Succeeded", group=_TYPES,
+                id="batch.filter_succeeded"),
+        Binding("6", "kind('missing')", "Not returned", group=_TYPES,
+                id="batch.filter_missing"),
+        Binding("E", "cycle_error_type", "Error type", id="batch.cycle_error_type"),
+        Binding("slash", "start_search", "Search", id="batch.search"),
+        Binding("n", "match(False)", "Next match", group=_MATCH, id="batch.next_match"),
+        Binding("N", "match(True)", "Previous match", group=_MATCH, id="batch.prev_match"),
+        Binding("y", "copy_id", "Copy id", id="batch.copy_id"),
+        Binding("r", "refresh", "Refresh / retry", id="batch.refresh"),
+        Binding("p", "app.toggle_pause", "Pause", show=False, id="batch.pause"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("batch")
+    DEFAULT_CSS = style_css("BatchScreen", "batch") + """
+    BatchScreen {
+        #progress { height: 1; padding: 0 1; }
+        #progress Bar { width: 1fr; }
+        #live { height: 1fr; padding: 1 2; background: $surface; }
+        #view-bar { height: 1; background: $surface; }
+        #results { height: 1fr; }
+        #search { height: 1; border: none; padding: 0 1; background: $boost; }
+    }
+    """
+
+    def __init__(
+        self,
+        batch_id: str,
+        *,
+        store: ResultsStore | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_id = batch_id  # the app focuses polling on the screen's batch_id
+        self._store = store
+        self._ledger = ledger
+        self._batch: BatchSnapshot | None = None
+        self._phase = Phase.LOADING
+        self._progress: DownloadProgress | None = None
+        self._status: StoreStatus | None = None
+        self._error: str | None = None
+        self._attempt = 0
+        self._version = next_version()
+        self._cache: RowCache | None = None
+        self._rows: ResultRows | ListSource | None = None
+        self._view = ResultView()
+        self._counts: dict[str, int] = {}
+        self._missing: list[str] | None = None
+        self._submitted: int | None = None
+        self._search_error: str | None = None
+        self._last_search: TextFilter | None = None  # what n / N look for
+        self._editing_from: TextFilter | None = None  # the search before `/` (esc restores)
+        self._last_refresh = 0.0
+        self._querying = False
+        self._bindings_key: tuple[bool, ...] = ()
+        self._query_wanted = False
+        self._opened_recorded = False
+        self._styles = CellStyles({})
+
+    # -- services -----------------------------------------------------------------------------
+
+    @property
+    def host(self) -> BatchHost:
+        return cast(BatchHost, self.app)
+
+    @property
+    def store(self) -> ResultsStore:
+        """The results store (the app's `results_store` when it has one)."""
+        if self._store is None:
+            shared = getattr(self.app, "results_store", None)
+            self._store = shared if isinstance(shared, ResultsStore) else store_for(self.host.api)
+        return self._store
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def view(self) -> ResultView:
+        return self._view
+
+    @property
+    def rows(self) -> ResultRows | ListSource | None:
+        return self._rows
+
+    @property
+    def results_state(self) -> ResultsState:
+        return ResultsState(self._phase, self._progress, self._status, self._error,
+                            self._submitted,
+                            len(self._missing) if self._missing is not None else None)
+
+    def _now(self) -> datetime:
+        return self.host.clock()
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield BatchSummary(self.batch_id, id="summary")
+        yield ProgressBar(show_eta=False, id="progress")
+        yield Static(id="live")
+        yield ErrorSummary(id="errors")
+        yield Static(id="view-bar")
+        yield VirtualTable(RESULT_COLUMNS, id="results")
+        yield Input(placeholder="search custom_id: text, or a regex (! inverts) · enter keeps · "
+                                "esc clears", id="search")
+        yield Footer(compact=True)
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#results", VirtualTable)
+
+    @property
+    def summary(self) -> BatchSummary:
+        return self.query_one("#summary", BatchSummary)
+
+    @property
+    def errors(self) -> ErrorSummary:
+        return self.query_one("#errors", ErrorSummary)
+
+    def on_mount(self) -> None:
+        for selector in ("#progress", "#live", "#errors", "#view-bar", "#results", "#search"):
+            self.query_one(selector).display = False
+        self._styles = resolve_styles(self, "batch")
+        self._focus_polling(self.batch_id)
+        self.set_interval(1.0, self._tick)
+        self._start()
+
+    def on_unmount(self) -> None:
+        self._focus_polling(None)
+
+    def _focus_polling(self, batch_id: str | None) -> None:
+        try:
+            monitor = self.host.monitor
+        except (RuntimeError, AttributeError):
+            return  # no services yet (or a host without a monitor)
+        if batch_id is None and monitor.state.focused != self.batch_id:
+            return  # another screen has already taken the focus
+        monitor.focus(batch_id)
+
+    def _start(self) -> None:
+        """First look: the store (instant reopen), else the batch's state decides."""
+        self._batch = self.host.monitor_state.batches.get(self.batch_id)
+        try:
+            status = self.store.status(self.batch_id)
+        except RuntimeError as exc:  # the app has no API services yet
+            self._set_phase(Phase.NOT_FOUND, str(exc))
+            return
+        if status is not None and status.complete:
+            self._status = status
+            self._set_phase(Phase.READY)
+            self._results_ready("store")
+        elif self._batch is None:
+            self._set_phase(Phase.LOADING)
+            self._lookup()
+        else:
+            self._status = status
+            self._consider(self._batch)
+
+    def _consider(self, batch: BatchSnapshot) -> None:
+        """Act on the batch's state: wait while it runs, download once it has ended."""
+        if self._phase in (Phase.DOWNLOADING, Phase.READY):
+            self._show_state()
+            return
+        if not batch.is_ended:
+            self._set_phase(Phase.LIVE)
+        elif batch.archived_at is not None:
+            status = self._status
+            if status is not None and status.lines:
+                self._set_phase(Phase.INCOMPLETE, "archived: the rest can no longer be "
+                                "downloaded")
+                self._results_ready("store")
+            else:
+                self._set_phase(Phase.UNAVAILABLE)
+        elif self._phase is not Phase.INCOMPLETE or self._status is None:
+            self._download(batch)
+        else:
+            self._show_state()
+
+    def _set_phase(self, phase: Phase, error: str | None = None) -> None:
+        self._phase = phase
+        self._error = error
+        self._show_state()
+
+    # -- monitor state and time ---------------------------------------------------------------
+
+    def on_monitor_updated(self, message: MonitorUpdated) -> None:
+        batch = message.state.batches.get(self.batch_id)
+        if batch is None or not self.is_mounted:
+            return
+        self._batch = batch
+        if self._phase in (Phase.LIVE, Phase.LOADING) or (
+            self._phase is Phase.NOT_FOUND and batch.is_ended
+        ):
+            self._consider(batch)  # ended while open: the download starts by itself
+        else:
+            self._show_state()
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self._show_state()
+
+    # -- download -----------------------------------------------------------------------------
+
+    @work(exclusive=True, group="lookup", exit_on_error=False, name="batch lookup")
+    async def _lookup(self) -> None:
+        try:
+            batch = await self.host.api.retrieve(self.batch_id)
+        except (ApiError, RuntimeError) as exc:  # RuntimeError: no API services yet
+            if self._phase is Phase.LOADING:
+                self._set_phase(Phase.NOT_FOUND, str(exc))
+            return
+        self._batch = batch
+        self._consider(batch)
+
+    @work(exclusive=True, group="download", exit_on_error=False, name="results download")
+    async def _download(self, batch: BatchSnapshot) -> None:
+        self._progress = None
+        self._new_download()
+        self._set_phase(Phase.DOWNLOADING)
+        host = self.host
+        try:
+            status = await self.store.ensure(
+                host.api.client, batch, progress=self._post_progress, audit=host.audit
+            )
+        except ResultsDownloadError as exc:
+            self._status = exc.store_status
+            self._progress = None
+            self._set_phase(Phase.INCOMPLETE, str(exc))
+        except ResultsNotReady:
+            self._set_phase(Phase.LIVE)
+            return
+        except Exception as exc:  # the app's worker handler reports it; r tries again
+            self._progress = None
+            self._set_phase(Phase.INCOMPLETE, f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            self._status = status
+            self._progress = None
+            if status.complete:
+                self._set_phase(Phase.READY)
+            else:
+                self._set_phase(Phase.INCOMPLETE, status.last_error)
+        self._counts = {}  # counted again, now that the download is over
+        if self._status is not None:
+            self._results_ready("download")
+
+    def _post_progress(self, progress: DownloadProgress) -> None:
+        self.post_message(DownloadProgressed(progress))
+
+    def _new_download(self) -> None:
+        """A (new) download rewrites the index: cached rows and rendered strips are stale."""
+        self._version = next_version()
+        if self._cache is not None:
+            self._cache.clear()
+
+    def on_download_progressed(self, message: DownloadProgressed) -> None:
+        progress = message.progress
+        if self._phase is not Phase.DOWNLOADING:
+            return
+        if progress.attempt != self._attempt:
+            self._attempt = progress.attempt
+            self._new_download()
+        self._progress = progress
+        self._show_state()
+        now = time.monotonic()
+        if progress.lines and now - self._last_refresh >= self.INGEST_REFRESH_S:
+            self._last_refresh = now
+            self._requery()
+
+    def _results_ready(self, source: str) -> None:
+        """Results are in the store (all or part): show them, their failures, and audit it."""
+        self._requery()
+        self._load_extras()
+        if not self._opened_recorded:
+            self._opened_recorded = True
+            self._record_opened(source)
+
+    @work(group="audit", exit_on_error=False, name="audit results.opened")
+    async def _record_opened(self, source: str) -> None:
+        status = self._status
+        data: dict[str, object] = {"source": source}
+        if status is not None:
+            data.update(results=status.results, expected=status.expected,
+                        complete=status.complete, malformed=status.malformed,
+                        unknown=status.unknown)
+        await self.host.audit.record(Event(RESULTS_OPENED, self.batch_id, data))
+
+    # -- the rows -----------------------------------------------------------------------------
+
+    def _known_lines(self) -> int | None:
+        """Rows the index holds for sure (the whole stream order is 0..lines-1)."""
+        if self._phase is Phase.DOWNLOADING:
+            return self._progress.lines if self._progress is not None else None
+        return self._status.lines if self._status is not None else None
+
+    def _requery(self) -> None:
+        """Read the view's rows again. While a query runs, one more follows it (not a cancel:
+        during a download a slow query would otherwise never land)."""
+        self._query_wanted = True
+        if not self._querying:
+            self._querying = True
+            self._run_queries()
+
+    @work(group="query", exit_on_error=False, name="results query")
+    async def _run_queries(self) -> None:
+        try:
+            while self._query_wanted:
+                self._query_wanted = False
+                await self._query_once()
+        finally:
+            self._querying = False
+
+    async def _query_once(self) -> None:
+        view = self._view
+        if view.kind == MISSING:
+            self._show_source(missing_rows(self._missing or [], self._styles), MISSING_COLUMNS)
+            return
+        store, batch_id, lines = self.store, self.batch_id, self._known_lines()
+        # The counts per type change only while results come in.
+        counted = self._counts if self._phase is not Phase.DOWNLOADING else None
+
+        def query() -> tuple[Sequence[int], dict[str, int]]:
+            seqs: Sequence[int]
+            if view.unfiltered and lines is not None:
+                seqs = range(lines - 1, -1, -1) if view.descending else range(lines)
+            else:
+                seqs = store.row_ids(batch_id, order_by=view.order_by,
+                                     descending=view.descending, **view.filters())
+            return seqs, counted or store.type_counts(batch_id)
+
+        try:
+            seqs, counts = await asyncio.to_thread(query)
+        except ValueError as exc:  # a regex SQLite's side refused
+            self._search_error = str(exc)
+            self._render_view_bar()
+            return
+        if view != self._view:
+            return  # the view changed meanwhile; the query that follows shows it
+        self._counts = counts
+        if self._cache is None:
+            self._cache = RowCache(store, batch_id)
+        self._show_source(ResultRows(seqs, self._cache, self._styles, self._version),
+                          RESULT_COLUMNS)
+
+    def _show_source(self, source: ResultRows | ListSource, columns: Sequence[Column]) -> None:
+        table = self.table
+        if tuple(columns) != table.columns:
+            table.set_columns(columns)
+        self._rows = source
+        table.set_source(source)
+        if not table.display:
+            table.display = True
+            self.query_one("#view-bar").display = True
+            if not self.query_one("#search", Input).has_focus:
+                table.focus()
+        self._render_view_bar()
+
+    @work(exclusive=True, group="extras", exit_on_error=False, name="failure summary")
+    async def _load_extras(self) -> None:
+        store, batch_id = self.store, self.batch_id
+        ledger = self._ledger or getattr(self.app, "ledger", None)
+        given = ledger if isinstance(ledger, Ledger) else None
+
+        def load() -> _Extras:
+            submitted = _submitted_ids(given, batch_id)
+            missing = (store.missing_custom_ids(batch_id, submitted)
+                       if submitted is not None else None)
+            return _Extras(store.error_summary(batch_id), store.usage_totals(batch_id),
+                           len(submitted) if submitted is not None else None, missing)
+
+        extras = await asyncio.to_thread(load)
+        self._submitted, self._missing = extras.submitted, extras.missing
+        self.errors.show(extras.groups, self._styles, len(extras.missing or ()))
+        hook = type(self).cost_line
+        if hook is not None:
+            self.summary.set_cost(hook(self._batch, extras.usage))
+        self._show_state()
+        self._sync_bindings()
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _show_state(self) -> None:
+        if not self.is_mounted:
+            return
+        host, batch, phase = self.host, self._batch, self._phase
+        now = self._now()
+        self.summary.show(batch, self.results_state, now, self._styles, host.tz)
+        progress = self.query_one("#progress", ProgressBar)
+        progress.display = phase is Phase.DOWNLOADING
+        if phase is Phase.DOWNLOADING and self._progress is not None:
+            progress.update(total=max(1, self._progress.expected),
+                            progress=self._progress.lines)
+        live = self.query_one("#live", Static)
+        live.display = phase is Phase.LIVE and batch is not None
+        if live.display and batch is not None:
+            live.update(live_text(batch, now, self._styles, host.tz))
+        self._sync_bindings()
+
+    def _render_view_bar(self) -> None:
+        shown = len(self._rows) if self._rows is not None else None
+        bar = view_bar(self._view, self._counts, self._styles, shown=shown,
+                       missing=len(self._missing or ()), error=self._search_error,
+                       settled=self._phase is not Phase.DOWNLOADING)
+        self.query_one("#view-bar", Static).update(bar)
+
+    # -- view changes -------------------------------------------------------------------------
+
+    def set_view(self, view: ResultView) -> None:
+        """Show another filter or order; the cursor stays on its result when still shown."""
+        self._view = view
+        table = self.table
+        table.sort_column = None if view.order_by == "seq" else view.order_by
+        table.sort_descending = view.descending
+        if self._rows is not None or view.kind == MISSING:
+            self._requery()
+        self._sync_bindings()
+
+    def _bindings_state(self) -> tuple[bool, bool, bool, bool]:
+        """Everything `check_action` depends on."""
+        has_rows = self._status is not None or self._phase is Phase.DOWNLOADING
+        error_types = self.is_mounted and any(
+            g.result_type == ERRORED for g in self.errors.groups)
+        return has_rows, bool(self._missing), error_types, self._last_search is not None
+
+    def _sync_bindings(self) -> None:
+        # A refresh rebuilds the footer: only when an answer of check_action may change.
+        state = self._bindings_state()
+        if state != self._bindings_key:
+            self._bindings_key = state
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        has_rows, has_missing, error_types, searched = self._bindings_state()
+        if action == "kind":
+            return has_missing if parameters and parameters[0] == MISSING else has_rows
+        if action in ("start_search", "copy_id"):
+            return has_rows
+        if action == "cycle_error_type":
+            return error_types
+        if action == "match":
+            return searched and has_rows
+        return True
+
+    def action_kind(self, kind: str) -> None:
+        self.set_view(replace(self._view, kind=kind, error_type=None))
+
+    def action_cycle_error_type(self) -> None:
+        names = [g.error_type for g in self.errors.groups
+                 if g.result_type == ERRORED and g.error_type is not None]
+        if not names:
+            return
+        current = self._view.error_type
+        if current in names and names.index(current) + 1 < len(names):
+            chosen: str | None = names[names.index(current) + 1]
+        else:
+            chosen = names[0] if current is None else None
+        self.set_view(replace(self._view, kind="errored", error_type=chosen))
+        if chosen is None:
+            self.notify("all error types", timeout=2)
+
+    @on(ErrorSummary.Picked)
+    def _on_picked(self, event: ErrorSummary.Picked) -> None:
+        event.stop()
+        self.set_view(replace(self._view, kind=event.result_type, error_type=event.error_type))
+        self.table.focus()
+
+    @on(VirtualTable.SortRequested, "#results")
+    def _on_sort(self, event: VirtualTable.SortRequested) -> None:
+        event.stop()
+        if self._view.kind != MISSING:
+            self.set_view(replace(self._view, order_by=event.column_key,
+                                  descending=event.descending))
+
+    @on(VirtualTable.Selected, "#results")
+    def _on_selected(self, event: VirtualTable.Selected) -> None:
+        event.stop()
+        rows = self._rows
+        if not isinstance(rows, ResultRows):
+            self.notify(f"{safe_cell(event.key, 64)}: submitted, but no result came back",
+                        markup=False)
+            return
+        row = rows.row_at(event.index)
+        if row is None:
+            return
+        self.app.push_screen(ResultScreen(self.store, self.batch_id, row.seq, row.custom_id))
+
+    def action_copy_id(self) -> None:
+        rows, index = self._rows, self.table.cursor_index
+        if isinstance(rows, ResultRows) and index < len(rows):
+            row = rows.row_at(index)
+            if row is not None:
+                copy_value(self.app, row.custom_id, "custom_id")
+                return
+        elif isinstance(rows, ListSource) and index < len(rows):
+            copy_value(self.app, rows.key_at(index), "custom_id")
+            return
+        copy_value(self.app, self.batch_id, "batch id")
+
+    def action_refresh(self) -> None:
+        batch = self._batch
+        if self._phase is Phase.INCOMPLETE and batch is not None and batch.archived_at is None:
+            self._download(batch)
+        elif self._phase is Phase.NOT_FOUND:
+            self._set_phase(Phase.LOADING)
+            self._start()
+        else:
+            refresh = getattr(self.app, "action_refresh_now", None)
+            if callable(refresh):
+                refresh()
+
+    def action_back(self) -> None:
+        field = self.query_one("#search", Input)
+        if field.display:
+            self._close_search(restore=True)
+        elif self._view.search is not None:
+            self._last_search = self._view.search
+            self.set_view(replace(self._view, search=None))
+        else:
+            self.dismiss(None)
+
+    # -- search -------------------------------------------------------------------------------
+
+    def action_start_search(self) -> None:
+        field = self.query_one("#search", Input)
+        self._editing_from = self._view.search
+        field.value = self._view.search.text if self._view.search else ""
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#search")
+    def _on_search_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        try:
+            search = parse_search(event.value)
+        except FilterError as exc:
+            self._search_error = str(exc)
+            self._render_view_bar()
+            return
+        self._search_error = None
+        self.set_view(replace(self._view, search=search))
+
+    @on(Input.Submitted, "#search")
+    def _on_search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._search_error is not None:
+            self.notify(self._search_error, severity="error", markup=False)
+            return
+        self._last_search = self._view.search or self._last_search
+        self._close_search(restore=False)
+
+    def _close_search(self, *, restore: bool) -> None:
+        field = self.query_one("#search", Input)
+        field.display = False
+        if restore:
+            self._search_error = None
+            self.set_view(replace(self._view, search=self._editing_from))
+        self.table.focus()
+        self._sync_bindings()
+
+    def action_match(self, backwards: bool) -> None:
+        if self._last_search is not None and isinstance(self._rows, ResultRows):
+            self._find(self._last_search, backwards)
+
+    @work(exclusive=True, group="match", exit_on_error=False, name="find match")
+    async def _find(self, search: TextFilter, backwards: bool) -> None:
+        rows = self._rows
+        if not isinstance(rows, ResultRows) or not len(rows):
+            return
+        store, batch_id = self.store, self.batch_id
+        filters = replace(self._view, search=search).filters()
+        hits = set(await asyncio.to_thread(lambda: store.row_ids(batch_id, **filters)))
+        seqs, start = rows.seqs, self.table.cursor_index
+        count, step = len(seqs), -1 if backwards else 1
+        for offset in range(1, count + 1):
+            index = (start + step * offset) % count
+            if seqs[index] in hits:
+                self.table.cursor_index = index
+                return
+        self.notify(f"no custom_id here matches /{safe_cell(search.text, 40)}/",
+                    severity="warning", markup=False)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        self._show_state()
+
+
+def _submitted_ids(ledger: Ledger | None, batch_id: str) -> list[str] | None:
+    """The custom_ids the request ledger recorded for the batch, None when it knows none."""
+    owned = None
+    if ledger is None:
+        path = ledger_path()
+        if not path.exists():
+            return None
+        ledger = owned = Ledger(path)
+    try:
+        if not ledger.has_requests(batch_id):
+            return None
+        return ledger.custom_ids_for(batch_id)
+    finally:
+        if owned is not None:
+            owned.close()
