@@ -18,13 +18,10 @@ from typing import Any
 import anthropic
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.cli.conftest import KEY
 from tests.emulator_fixtures import MakeThreadedEmulator
 from tui.cli import EXIT_OK, main
-from tui.commands.audit import parse_duration
 from tui.core.events import Event
 from tui.paths import locations
 from tui.service.audit import AuditLog, read_audit
@@ -107,21 +104,6 @@ def test_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["audit", "--since", "yesterday-ish"])
     assert stop.value.code == 2
-
-
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from("smhdw")), min_size=1,
-                max_size=4))
-def test_parse_duration(parts: list[tuple[int, str]]) -> None:
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    text = "".join(f"{n}{unit}" for n, unit in parts)
-    expected = sum(n * seconds[unit] for n, unit in parts)
-    assert parse_duration(text) == timedelta(seconds=expected)
-
-
-@pytest.mark.parametrize("text", ["", "10", "5x", "m5", "1h-2m"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(text)
 
 
 # -- live: subprocesses ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Result writers: JSONL byte-exact, CSV columns and escaping pinned by golden files, inert tables."""
+"""Result writers: JSONL byte-exact, CSV columns and escaping pinned by golden files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`batchtop results` and `export` through the real SDK: byte-exact JSONL, golden CSV, exit codes."""
+"""`batchtop results` and `export` through the SDK: byte-exact JSONL, golden CSV, exit codes."""
 
 from __future__ import annotations
 

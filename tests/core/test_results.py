@@ -12,15 +12,17 @@ from hypothesis import strategies as st
 from tui.core.errors import RetryClass
 from tui.core.results import (
     ERROR_MESSAGE_CHARS,
+    INDEX_COLUMNS,
     MALFORMED,
     RECORD_FIELDS,
     DownloadProgress,
     IndexRow,
     LineSplitter,
     StoreStatus,
+    index_record,
+    is_blank,
     missing_ids,
     parse_line,
-    record,
     truncate_message,
 )
 
@@ -60,6 +62,11 @@ def errored(custom_id: str, error_type: str, message: str = "boom") -> dict[str,
 
 def line(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def bare(custom_id: str, kind: str) -> tuple[Any, ...]:
+    """parse_line's answer for a line with nothing but an id and a type."""
+    return (custom_id, kind, None, None, None, None, None, None, None, None, None)
 
 
 def parsed(raw: bytes) -> dict[str, Any]:
@@ -104,12 +111,12 @@ def test_errored_line_takes_the_nested_error_type_not_the_envelope() -> None:
 
 def test_errored_line_without_inner_error_has_no_error_type() -> None:
     obj = {"custom_id": "a", "result": {"type": "errored", "error": {"type": "error"}}}
-    assert parse_line(line(obj)) == record("a", "errored")
+    assert parse_line(line(obj)) == bare("a", "errored")
 
 
 def test_canceled_expired_and_unknown_types_are_kept_as_is() -> None:
     for kind in ("canceled", "expired", "weird"):
-        assert parse_line(line({"custom_id": "x", "result": {"type": kind}})) == record("x", kind)
+        assert parse_line(line({"custom_id": "x", "result": {"type": kind}})) == bare("x", kind)
 
 
 def test_long_error_messages_are_truncated() -> None:
@@ -128,6 +135,15 @@ def test_odd_usage_values_are_dropped_not_trusted() -> None:
     assert record["output_tokens"] is None
 
 
+def test_token_counts_sqlite_cannot_hold_are_dropped() -> None:
+    obj = succeeded("a", cache_creation_input_tokens=-1, cache_read_input_tokens=2**63 - 1)
+    obj["result"]["message"]["usage"].update(input_tokens=2**63, output_tokens=2**64 - 1)
+    record = parsed(line(obj))
+    assert (record["input_tokens"], record["output_tokens"]) == (None, None)
+    assert record["cache_creation_input_tokens"] is None
+    assert record["cache_read_input_tokens"] == 2**63 - 1
+
+
 def test_malformed_lines_become_malformed_records() -> None:
     cases = [
         b'{"custom_id":"cut-7","result":{"type":"succ',
@@ -139,9 +155,19 @@ def test_malformed_lines_become_malformed_records() -> None:
         b'{"custom_id": "a", "result": {"type": ""}}',
     ]
     records = [parse_line(case) for case in cases]
-    assert all(r == record(r[0], MALFORMED) for r in records)
+    assert all(r == bare(r[0], MALFORMED) for r in records)
     assert records[0][0] == "cut-7"  # salvaged from the broken line
     assert records[1][0] == ""
+
+
+def test_index_record_frames_the_parsed_fields_as_a_row() -> None:
+    raw = line(errored("a", "api_error"))
+    row = index_record(raw, seq=7, offset=1234)
+    assert row == (7, *parse_line(raw), 1234, len(raw))
+    assert IndexRow(*row).error_type == "api_error"
+    assert INDEX_COLUMNS[1:12] == RECORD_FIELDS
+    bad = index_record(b'{"custom_id":"x-1","resu', seq=1, offset=5)
+    assert bad == (1, "x-1", MALFORMED, None, None, None, None, None, None, None, None, None, 5, 24)
 
 
 def test_crlf_line_parses() -> None:
@@ -179,6 +205,16 @@ def test_splitter_is_independent_of_chunk_boundaries(
     expected = [ln for ln in lines if not ln.isspace()]
     assert [text for _, text in out] == expected
     assert all(data[o : o + len(t)] == t for o, t in out)
+    # The hot-loop form gives the same lines and offsets.
+    parts_splitter = LineSplitter()
+    again: list[tuple[int, bytes]] = []
+    for start, end in itertools.pairwise(bounds):
+        offset, parts = parts_splitter.feed_parts(data[start:end])
+        for part in parts:
+            if not is_blank(part):
+                again.append((offset, part))
+            offset += len(part) + 1
+    assert again + parts_splitter.flush() == out
 
 
 def row(**kw: Any) -> IndexRow:

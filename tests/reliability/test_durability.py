@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,7 +23,7 @@ from tui.core.events import API_ERROR, API_RECOVERED, SESSION_STARTED
 from tui.emulator.faults import Faults, parse_faults
 from tui.emulator.server import RunningEmulator
 from tui.service import monitor as monitor_module
-from tui.service.actions import Actions
+from tui.service.actions import ActionFailed, Actions
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog, read_audit
 from tui.service.ledger import CREATED, FAILED, PENDING, RECONCILED, Ledger
@@ -222,3 +223,42 @@ async def test_a_submit_killed_mid_way_is_reconciled(
                if r["event"] == "action.submit"]
     assert [d.get("reconciled") for d in submits] == [True]
 
+
+
+async def test_a_create_whose_answer_is_unreadable_stays_pending_for_reconcile(
+    make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch was created, but the answer could not be read (a proxy mangled it): the
+    # write-ahead record must stay pending, with its params, until reconcile finds the batch.
+    emu = await make_emulator(scenario="empty")
+    describe = emu.engine.describe
+
+    def mangled(record: Any, base_url: str) -> dict[str, Any]:
+        body = describe(record, base_url)
+        body["created_at"] = "not a time"
+        return body
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(
+        orjson.dumps({"custom_id": f"u{n}", "params": {
+            "model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}})
+        + b"\n" for n in range(3)))
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    api = BatchesAPI.connect("test-key", emu.url)
+    audit = AuditLog(tmp_path / "audit")
+    try:
+        actions = actions_for(api, ledger, audit)
+        preview = await actions.plan_submit(source)
+        with monkeypatch.context() as patch:
+            patch.setattr(emu.engine, "describe", mangled)
+            with pytest.raises(ActionFailed):
+                await actions.submit(preview)
+        assert len(emu.engine) == 1  # it does exist
+        assert len(ledger.pending_submits()) == 1
+        (match,) = await actions.reconcile(await api.list_all())
+        assert match.verdict == "matched"
+        assert len(ledger.params_for(match.batch_id or "")) == 3
+    finally:
+        await audit.close()
+        await api.close()
+        ledger.close()

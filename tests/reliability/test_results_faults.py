@@ -182,11 +182,6 @@ async def test_status_faults_and_timeouts_fail_cleanly_then_recover(
     assert names == [RESULTS_FAILED, RESULTS_DOWNLOADED]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_line keeps any int as a token count; one >= 2**63 overflows SQLite and the "
-           "whole download fails (fix: keep only ints within 0..2**63-1 in tui/core/results.py)",
-)
 async def test_an_oversized_number_in_one_line_does_not_sink_the_download(
     download: Download, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -609,3 +609,30 @@ async def test_a_failing_disk_is_reported_not_retried(
     (event,) = read_audit(tmp_path / "audit", batch_id=batch.id).records
     assert event["event"] == RESULTS_FAILED
     await client.close()
+
+
+def test_retry_class_filter_matches_classify_row_by_row(store: ResultsStore) -> None:
+    no_inner = b'{"custom_id":"odd","result":{"type":"errored","error":{"type":"error"}}}'
+    lines = [*make_lines([*MIXED, "malformed"]), no_inner]
+    store.ingest(BATCH, [b"\n".join(lines)])
+    rows = store.query(BATCH)
+    for retry_class in RetryClass:
+        expected = [r.seq for r in rows if r.retry_class is retry_class]
+        assert store.row_ids(BATCH, retry_classes={retry_class}) == expected, retry_class
+    assert store.count(BATCH, retry_classes={"unknown"}) == 3  # mystery, malformed, no_inner
+
+
+def test_each_batch_gets_its_custom_id_index_and_forget_drops_it(store: ResultsStore) -> None:
+    def indexes() -> set[str]:
+        with sqlite3.connect(store.db_path) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        return {name for (name,) in rows if name.startswith("result_rows_custom_id_")}
+
+    filled(store, ["succeeded"] * 3, batch_id="msgbatch_a")
+    filled(store, ["expired"] * 2, batch_id="msgbatch_b")
+    assert len(indexes()) == 2
+    filled(store, ["errored"], batch_id="msgbatch_a")  # downloaded again: rebuilt, not doubled
+    assert len(indexes()) == 2
+    store.forget("msgbatch_a")
+    assert len(indexes()) == 1
+    assert store.row_ids("msgbatch_b", order_by="custom_id", descending=True) == [1, 0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class HostApp(App[None]):
         self.quiet = quiet  # record toasts without showing them (stable snapshots)
         self.settings = Settings(read_only=read_only)
         self.labels: dict[str, str] = {}
+        self.forgotten: list[str] = []  # batches the flows reported deleted
         self.notes: list[tuple[str, str, SeverityLevel]] = []
         self.flows = ActionFlows(self)
         self.emulator: RunningEmulator | None = None
@@ -91,6 +92,9 @@ class HostApp(App[None]):
 
     def set_labels(self, labels: Mapping[str, str]) -> None:
         self.labels = dict(labels)
+
+    def forget_batches(self, batch_ids: Sequence[str]) -> None:
+        self.forgotten.extend(batch_ids)
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,16 @@ import orjson
 from textual.app import App
 from textual.pilot import Pilot
 
+from tests.ui import action_host
+from tests.ui.harness import freeze, until
 from tui.core.events import Event
 from tui.core.models import BatchSnapshot, RequestCounts
+from tui.emulator.server import RunningEmulator
 from tui.service.api import BatchesAPI
 from tui.service.monitor import MonitorState
 from tui.service.results_store import ResultsStore
 from tui.ui.screens.batch import BatchScreen
+from tui.ui.widgets.batch_summary import Phase
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BATCH_ID = "msgbatch_01FixtureFixtureFixture0"
@@ -104,20 +109,54 @@ class HostApp(App[None]):
         raise LookupError("no batch screen")
 
 
+class ActionsHost(action_host.HostApp):
+    """The action host (services on an emulator, `flows`, `actions`, `settings`) plus what
+    the batch screen reads of the app: monitor_state, results_store, ledger, clock, tz."""
+
+    tz: tzinfo | None = UTC
+
+    @property
+    def monitor_state(self) -> MonitorState:
+        return self.monitor.state
+
+    @property
+    def results_store(self) -> ResultsStore:
+        return self.store
+
+    def clock(self) -> datetime:
+        assert self.emulator is not None
+        return self.emulator.engine.clock.now()
+
+    async def open_batch(self, pilot: Pilot[Any], batch_id: str) -> BatchScreen:
+        """Push the batch's screen and wait until it knows the batch (and has its results)."""
+        screen = BatchScreen(batch_id)
+        await self.push_screen(screen)
+        await until(pilot, lambda: screen.phase is Phase.LIVE
+                    or (screen.phase is Phase.READY and screen.rows is not None))
+        await settle(pilot)
+        return screen
+
+
+@asynccontextmanager
+async def actions_host(
+    make_emulator: Callable[..., Awaitable[RunningEmulator]], home: Path, *,
+    read_only: bool = False, **options: Any,
+) -> AsyncIterator[tuple[ActionsHost, Pilot[None]]]:
+    """The host on a frozen-clock emulator (no errors unless asked for)."""
+    options.setdefault("error_rate", 0.0)
+    emulator = await make_emulator(**options)
+    freeze(emulator)
+    app = ActionsHost(home, read_only=read_only, quiet=True)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.connect(emulator)
+        yield app, pilot
+
+
 async def settle(pilot: Pilot[Any]) -> None:
     """Wait until every worker is done and the screen has caught up."""
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Let the app run until `condition` holds (for apps whose monitor never finishes)."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def ended_batch(counts: RequestCounts, batch_id: str = BATCH_ID, **extra: Any) -> BatchSnapshot:

@@ -17,9 +17,11 @@ from tui.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
 from tui.paths import locations
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog
+from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
 from tui.settings import Settings
 from tui.ui.app import BatchtopApp, Services, ServicesFactory
+from tui.ui.launch import assemble
 from tui.ui.screens.batches import BatchesScreen
 
 KEY = "test-key"
@@ -53,8 +55,14 @@ def services_factory(
     cadence: Cadence | None = None,
     where: str = "test",
     stop_emulator: bool = False,
+    settings: Settings | None = None,
+    features: bool = True,
 ) -> ServicesFactory:
-    """Services on the emulator's clock, with a seeded backoff (deterministic retry times)."""
+    """Services on the emulator's clock, with a seeded backoff (deterministic retry times).
+
+    With `features` (the default) they are assembled as the app assembles them: actions,
+    alerts, costs and the results store around the monitor; without, the monitor alone.
+    """
 
     async def make() -> Services:
         clock = emulator.engine.clock.now
@@ -62,8 +70,12 @@ def services_factory(
         audit = AuditLog(locations().audit, secrets=[KEY], clock=clock)
         monitor = Monitor(api, audit, cadence or Cadence(), clock=clock,
                           backoff=Backoff(seed=0))
-        return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
-                        on_close=emulator.stop if stop_emulator else None)
+        on_close = emulator.stop if stop_emulator else None
+        if not features:
+            return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
+                            on_close=on_close)
+        return assemble(api, audit, monitor, settings or Settings(), Ledger(clock=clock),
+                        clock=clock, where=where, on_close=on_close)
 
     return make
 

@@ -168,6 +168,7 @@ async def test_refusing_a_bulk_delete_records_every_target(
         refused = app.action_records("action.delete")
         assert {r["batch_id"] for r in refused} == {first.id, second.id}
         assert {r["data"]["outcome"] for r in refused} == {"refused"}
+        assert app.forgotten == []
 
 
 # -- delete -------------------------------------------------------------------------------------
@@ -188,6 +189,7 @@ async def test_delete_warns_about_unsaved_results_and_deletes(
         assert caught.value.kind == "not_found"
         assert app.outcomes("action.delete") == ["requested", "succeeded"]
         assert app.monitor.refreshes == 1 and app.said("was deleted")
+        assert app.forgotten == [batch.id]  # the list drops it at once
 
 
 # -- retry --------------------------------------------------------------------------------------

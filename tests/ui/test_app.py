@@ -25,7 +25,8 @@ from tui.paths import locations
 from tui.service.audit import read_audit
 from tui.settings import Settings
 from tui.ui.app import BatchtopApp
-from tui.ui.screens.batch_placeholder import BatchPlaceholderScreen
+from tui.ui.screens.audit import AuditScreen
+from tui.ui.screens.batch import BatchScreen
 from tui.ui.screens.batches import BatchesScreen
 from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.jump import JumpVerb, parse_jump
@@ -202,32 +203,35 @@ async def test_enter_drills_in(demo: RunningEmulator) -> None:
         await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
 
 
-async def test_the_plain_details_view_is_the_fallback(demo: RunningEmulator) -> None:
-    class Plain(BatchtopApp):
-        def make_batch_screen(self, batch_id: str) -> BatchPlaceholderScreen:
-            return BatchPlaceholderScreen(batch_id)
-
-    app = Plain(Settings(), services=services_factory(demo))
+async def test_drill_in_opens_the_batch_screen(demo: RunningEmulator) -> None:
+    app = make_app(services_factory(demo))
     async with app.run_test(size=SIZE) as pilot:
         screen = await synced(pilot)
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, BatchPlaceholderScreen))
-        placeholder = app.screen
-        assert isinstance(placeholder, BatchPlaceholderScreen) and screen.rows is not None
-        assert placeholder.batch_id == screen.rows.key_at(0)
-        await pilot.press("backspace")
-        await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
+        await until(pilot, lambda: isinstance(app.screen, BatchScreen))
+        assert screen.rows is not None
+        assert getattr(app.screen, "batch_id", None) == screen.rows.key_at(0)
 
 
-async def test_jump_audit_opens_the_event_pane(empty: RunningEmulator) -> None:
+async def test_audit_log_from_the_jump_line_and_the_list(empty: RunningEmulator) -> None:
     app = make_app(services_factory(empty))
     async with app.run_test(size=SIZE) as pilot:
-        screen = await synced(pilot)
-        pane = screen.query_one(EventPane)
-        assert not pane.display
+        await synced(pilot)
         await pilot.press("colon", *"audit", "enter")
-        await until(pilot, lambda: pane.display)
-        assert any("session.started" in line.text for line in pane.lines)
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        audit = app.screen
+        assert isinstance(audit, AuditScreen) and audit.audit_query.batch_id is None
+        await until(pilot, lambda: any(e.event == "session.started"
+                                       for e in audit.entries or ()))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
+        await pilot.press("colon", *"audit msgbatch_x", "enter")
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        assert getattr(app.screen, "batch_id", None) == "msgbatch_x"
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, BatchesScreen))
+        await pilot.press("A")  # also from the event pane, which says so
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen))
 
 
 async def test_event_pane_shows_api_calls_and_events(empty: RunningEmulator) -> None:

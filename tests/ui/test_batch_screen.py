@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from textual.widgets import Static
+
 from tests.emulator_fixtures import MakeEmulator
+from tests.ui.action_host import request, screen_of
 from tests.ui.batch_host import (
     BATCH_ID,
     HostApp,
+    actions_host,
     bare_line,
     ended_batch,
     error_line,
@@ -22,27 +28,29 @@ from tests.ui.batch_host import (
     message_line,
     sdk_api,
     settle,
-    wait_for,
 )
+from tests.ui.harness import make_app, services_factory, until
 from tui.core.batch_view import TextFilter
 from tui.core.models import BatchSnapshot, RequestCounts
 from tui.core.requests import BatchRequest
 from tui.core.results import DownloadProgress
 from tui.emulator.faults import Faults
+from tui.paths import locations
 from tui.service.api import BatchesAPI
-from tui.service.audit import AuditLog, read_audit
+from tui.service.audit import read_audit
 from tui.service.ledger import Ledger
-from tui.service.monitor import Monitor, MonitorState
+from tui.service.monitor import MonitorState
 from tui.service.results_store import ResultsStore
-from tui.settings import Settings
-from tui.ui.app import BatchtopApp, Services
 from tui.ui.messages import MonitorUpdated
+from tui.ui.render import CellStyles
 from tui.ui.result_rows import ResultRows, ResultView, RowCache, parse_search, search_filter
 from tui.ui.screens.batch import BatchScreen
+from tui.ui.screens.confirm import ConfirmModal
+from tui.ui.screens.merged import MergedScreen
 from tui.ui.screens.result import ResultScreen
-from tui.ui.widgets.batch_summary import Phase
+from tui.ui.screens.retry import RetryModal
+from tui.ui.widgets.batch_summary import Lineage, Phase, lineage_text
 from tui.ui.widgets.error_summary import ErrorSummary, fold_messages, group_errors
-from tui.ui.widgets.vtable import VirtualTable
 
 SIZE = (160, 45)
 COUNT = 60
@@ -290,27 +298,20 @@ async def test_the_app_opens_it_and_polls_it_faster(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     emulator, api, batch_id = await ended_on_emulator(make_emulator, count=30)
-    clock = emulator.engine.clock.now
-    audit_dir = tmp_path / "audit"
-
-    async def services() -> Services:
-        audit = AuditLog(audit_dir, clock=clock)
-        return Services(api=api, audit=audit, monitor=Monitor(api, audit, clock=clock),
-                        clock=clock)
-
-    app = BatchtopApp(Settings(), services=services)
+    await api.close()
+    app = make_app(services_factory(emulator))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: batch_id in app.monitor_state.batches)
+        await until(pilot, lambda: batch_id in app.monitor_state.batches)
         app.open_batch(batch_id)
-        await wait_for(pilot, lambda: isinstance(app.screen, BatchScreen)
-                       and app.screen.phase is Phase.READY and app.screen.rows is not None)
+        await until(pilot, lambda: isinstance(app.screen, BatchScreen)
+                    and app.screen.phase is Phase.READY and app.screen.rows is not None)
         screen = app.screen
         assert isinstance(screen, BatchScreen) and len(shown_rows(screen)) == 30
         assert app.monitor.state.focused == batch_id
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, BatchScreen))
+        await until(pilot, lambda: not isinstance(app.screen, BatchScreen))
         assert app.monitor.state.focused is None
-    names = [r["event"] for r in read_audit(audit_dir, batch_id=batch_id).records]
+    names = [r["event"] for r in read_audit(locations().audit, batch_id=batch_id).records]
     assert "results.downloaded" in names and "results.opened" in names
 
 
@@ -451,6 +452,131 @@ def test_messages_that_differ_only_in_numbers_fold() -> None:
         ("a 22 b", 7, 2), ("other", 3, 1), ("a b", 1, 1)]
 
 
-def test_the_table_is_a_virtual_table() -> None:
-    assert issubclass(VirtualTable, object)  # the screen composes the shared widget
-    assert BatchScreen("x").batch_id == "x"
+# -- actions, lineage, cost, timeline ----------------------------------------------------------
+
+
+def bindings_shown(screen: BatchScreen) -> set[str]:
+    return {active.binding.id or "" for active in screen.active_bindings.values()}
+
+
+async def test_c_on_a_running_batch_asks_before_canceling(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async with actions_host(make_emulator, tmp_path) as (app, pilot):
+        batch = await app.submitted(4)
+        screen = await app.open_batch(pilot, batch.id)
+        assert {"batch.cancel", "batch.attach", "batch.label"} <= bindings_shown(screen)
+        assert not {"batch.retry", "batch.delete", "batch.merged"} & bindings_shown(screen)
+        await pilot.press("c")
+        dialog = await screen_of(pilot, ConfirmModal)
+        assert batch.id in str(dialog.query_one("#confirm-text", Static).render())
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen)
+        assert app.outcomes("action.cancel") == ["refused"]
+
+
+async def test_R_retries_the_failures_and_the_header_shows_the_lineage(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async with actions_host(make_emulator, tmp_path, error_rate=0.5, seed=3) as (app, pilot):
+        batch = await app.submitted(12)
+        await app.ended(batch.id)
+        screen = await app.open_batch(pilot, batch.id)
+        assert "batch.retry" in bindings_shown(screen)
+        await pilot.press("R")
+        dialog = await screen_of(pilot, RetryModal)
+        await pilot.press("p")  # the emulator's errors are permanent ones: include them
+        await until(pilot, lambda: dialog.preview.request_count > 0)
+        await pilot.press("y")
+        await until(pilot, lambda: app.screen is screen and screen.lineage.children)
+        ((child, generation),) = screen.lineage.children
+        assert generation == 1 and child.startswith("msgbatch_")
+        await until(pilot, lambda: f"retried as {child} (gen 1)" in screen.summary.plain)
+        assert "batch.merged" in bindings_shown(screen)
+
+        await pilot.press("M")  # the final outcome per custom_id across both batches
+        merged = await screen_of(pilot, MergedScreen)
+        await until(pilot, lambda: merged.view is not None)
+        assert merged.view is not None and sum(merged.view.counts.values()) == 12
+        assert merged.view.counts.get("pending", 0) > 0  # the retry is still running
+        await pilot.press("escape")
+
+        retry = await app.open_batch(pilot, child)  # and the retry names where it came from
+        await until(pilot, lambda: f"retry of {batch.id} (gen 1)" in retry.summary.plain)
+
+
+async def test_D_on_an_ended_batch_deletes_it_and_goes_back(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async with actions_host(make_emulator, tmp_path) as (app, pilot):
+        batch = await app.submitted(3)
+        await app.ended(batch.id)
+        screen = await app.open_batch(pilot, batch.id)
+        assert "batch.cancel" not in bindings_shown(screen)
+        await pilot.press("D")
+        await screen_of(pilot, ConfirmModal)
+        await pilot.press("y")
+        await until(pilot, lambda: not isinstance(app.screen, (BatchScreen, ConfirmModal)))
+        assert app.outcomes("action.delete")[-1] == "succeeded"
+
+
+async def test_read_only_offers_no_action(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+    async with actions_host(make_emulator, tmp_path, read_only=True, error_rate=0.5,
+                            seed=3) as (app, pilot):
+        batch = await app.api.create([request(f"r{n}", n) for n in range(6)])
+        await app.ended(batch.id)
+        screen = await app.open_batch(pilot, batch.id)
+        shown = bindings_shown(screen)
+        assert not {"batch.cancel", "batch.retry", "batch.delete", "batch.attach",
+                    "batch.label"} & shown
+        assert "batch.timeline" in shown
+        await pilot.press("R", "D", "t", "a")
+        await settle(pilot)
+        assert app.screen is screen and app.notes == []
+
+
+def cost_app(tmp_path: Path, lines: list[bytes]) -> HostApp:
+    store = make_store(tmp_path)
+    fill_store(store, lines)
+    return HostApp(BATCH_ID, store=store, batches=[ended_batch(fixture_counts(lines))])
+
+
+async def test_the_cost_of_a_downloaded_batch(tmp_path: Path) -> None:
+    app = cost_app(tmp_path, fixture_lines())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = app.batch_screen.summary.plain
+        assert re.search(r"cost \$\d+\.\d\d at batch rates · saved \$\d+\.\d\d vs standard · "
+                         r"cache hits \d+%", text), text
+        assert "price unknown" not in text
+
+
+async def test_an_unknown_model_is_price_unknown(tmp_path: Path) -> None:
+    lines = [message_line(f"q-{n}", "fine", model="claude-imaginary-9") for n in range(3)]
+    app = cost_app(tmp_path, lines)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = app.batch_screen.summary.plain
+        assert "cost price unknown" in text
+        assert "claude-imaginary-9: price unknown" in text
+
+
+async def test_T_opens_the_audit_timeline_of_the_batch(tmp_path: Path) -> None:
+    audit = pytest.importorskip("tui.ui.screens.audit")
+    if not hasattr(audit, "AuditScreen"):
+        pytest.skip("no audit screen")
+    app = cost_app(tmp_path, fixture_lines())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, audit.AuditScreen))
+        assert getattr(app.screen, "batch_id", None) == BATCH_ID
+
+
+def test_the_lineage_line() -> None:
+    styles = CellStyles({})
+    assert lineage_text(Lineage(), styles) is None
+    text = lineage_text(Lineage("msgbatch_a", 2, (("msgbatch_c", 3), ("msgbatch_d", 3))), styles)
+    assert text is not None
+    assert text.plain.startswith("retry of msgbatch_a (gen 2) · retried as msgbatch_c (gen 3), "
+                                 "msgbatch_d (gen 3)")

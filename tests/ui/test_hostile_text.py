@@ -22,6 +22,8 @@ from tests.ui.batch_host import (
 )
 from tui.core.models import RequestCounts
 from tui.emulator.content import HOSTILE_ERROR
+from tui.settings import Settings
+from tui.ui.app import BatchtopApp
 from tui.ui.result_rows import ResultRows
 from tui.ui.screens.batch import BatchScreen
 from tui.ui.screens.result import ResultScreen
@@ -114,6 +116,5 @@ async def test_hostile_ids_models_and_reasons_in_the_table(tmp_path: Path) -> No
 
 
 def test_the_batch_screen_is_what_the_app_opens() -> None:
-    from tui.ui.app import _default_batch_screen
-
-    assert isinstance(_default_batch_screen("msgbatch_x"), BatchScreen)
+    app = BatchtopApp(Settings(), services=None)
+    assert isinstance(app.make_batch_screen("msgbatch_x"), BatchScreen)

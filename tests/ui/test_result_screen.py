@@ -17,7 +17,7 @@ from tests.ui.batch_host import (
     message_line,
     settle,
 )
-from tui.ui.batch_rows import CellStyles
+from tui.ui.render import CellStyles
 from tui.ui.screens.result import BODY_LIMIT, ResultScreen, result_text
 
 STYLES = CellStyles({"error": Style(color="red")})

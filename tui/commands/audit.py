@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fnmatch
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from tui.commands import common
 from tui.commands.common import (
     EXIT_OK,
     Subparsers,
@@ -23,42 +23,25 @@ from tui.commands.common import (
     on_stop_signals,
     one_line,
 )
-from tui.core.models import parse_time
+from tui.core.audit_filter import event_matcher, parse_since
 from tui.core.timefmt import utcnow
 from tui.paths import locations
 from tui.service.audit import follow_audit, read_audit
 
 RECORD_CHARS = 4000
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``3d``, ``1w`` or combinations like ``1h30m``."""
-    compact = text.strip().lower().replace(" ", "")
-    if not compact or _PART.sub("", compact):
-        raise ValueError(f"not a duration: {text!r} (examples: 90s, 15m, 2h, 1d12h, 1w)")
-    seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(compact))
-    return timedelta(seconds=seconds)
 
 
 def since_value(text: str) -> datetime:
     """An argparse type: a duration back from now, or an RFC 3339 timestamp."""
     try:
-        return utcnow() - parse_duration(text)
-    except ValueError as duration_error:
-        try:
-            moment = parse_time(text)
-        except ValueError:
-            moment = None
-        if moment is None:
-            raise argparse.ArgumentTypeError(str(duration_error)) from None
-        return moment
+        return parse_since(text, utcnow())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "audit", parents=parents, help="read or follow the audit logs",
+    parser = common.add_command(
+        subparsers, "audit", parents, help="read or follow the audit logs",
         description="Print audit records from every log file, merged by time. --json prints "
                     "one JSON record per line. A torn last line (a write cut short) is skipped "
                     "and named on stderr.")
@@ -76,14 +59,6 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 
 def run(args: argparse.Namespace) -> int:
     return guarded(lambda: asyncio.run(audit(args)))
-
-
-def event_matcher(spec: str | None) -> re.Pattern[str] | None:
-    """A regex for comma-separated event globs; None matches everything."""
-    if not spec:
-        return None
-    globs = [part.strip() for part in spec.split(",") if part.strip()]
-    return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))
 
 
 def _value(value: Any) -> str:

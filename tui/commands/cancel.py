@@ -9,8 +9,8 @@ from tui.commands.common import Context, Subparsers, act_on_targets, add_targets
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "cancel", parents=parents, help="cancel in-progress batches",
+    parser = common.add_command(
+        subparsers, "cancel", parents, help="cancel in-progress batches",
         description="Cancel in-progress batches. Shows the preview on stderr and asks on the "
                     "terminal; without a terminal it refuses (exit 3) unless --yes is given. "
                     "Prints the canceled batch ids (--json: the batch objects).")

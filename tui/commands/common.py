@@ -1,9 +1,7 @@
 """Shared CLI plumbing: services from args and settings, errors to exit codes, prompts, output.
 
-Every command body is an `async def body(ctx: Context) -> int`; `run` builds the services,
-runs it, closes everything, and turns any failure into one line on stderr and an exit code
-(README "Exit codes"). Nothing here knows about a particular command.
-"""
+A command body is `async def body(ctx: Context) -> int`; `run` turns any failure into one line
+on stderr and a stable exit code (EXIT_CODES_HELP)."""
 
 from __future__ import annotations
 
@@ -21,7 +19,12 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
-from tui.cli import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+# Re-exported: the exit codes are defined once, in tui.cli.
+from tui.cli import EXIT_ERROR as EXIT_ERROR
+from tui.cli import EXIT_NOT_FOUND as EXIT_NOT_FOUND
+from tui.cli import EXIT_OK as EXIT_OK
+from tui.cli import EXIT_REFUSED as EXIT_REFUSED
+from tui.cli import EXIT_USAGE as EXIT_USAGE
 from tui.commands.formats import Align, Column, format_row
 from tui.core.cost import PriceError, PriceTable
 from tui.core.models import COUNT_FIELDS, BatchSnapshot, RequestCounts
@@ -47,13 +50,6 @@ if TYPE_CHECKING:
     from tui.service.api import ApiError
     from tui.service.results_store import ResultsStore
 
-__all__ = [
-    "EXIT_ERROR", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE",
-    "CliError", "Context", "Subparsers", "add_yes", "batch_json", "confirm", "describe_error",
-    "emit_json", "emit_json_line", "error_line", "guarded", "one_line", "positive_int",
-    "print_table", "progress_printer", "run",
-]
-
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 CLI_RETRIES = 2
 """SDK retries of 429/5xx/connection errors for one-shot commands (the monitor does its own)."""
@@ -62,6 +58,21 @@ _REDACTED = "[redacted]"
 
 
 # -- errors and exit codes -------------------------------------------------------------------
+
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 ok, 1 API or I/O error, 2 usage error (or no API key), 3 refused "
+    "(read-only, or not confirmed), 4 not found. Errors print one line on stderr: "
+    "batchtop: <what happened> (<error type>, request <request id>)."
+)
+
+
+def add_command(subparsers: Subparsers, name: str, parents: list[argparse.ArgumentParser],
+                *, help: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command parser with the global options and the exit codes in its help."""
+    return subparsers.add_parser(name, parents=parents, help=help, description=description,
+                                 epilog=EXIT_CODES_HELP)
+
 
 
 class CliError(Exception):
@@ -555,8 +566,16 @@ def print_ids(ids: Iterable[str]) -> None:
         print(safe_text(batch_id))
 
 
+# -- actions: cancel and delete existing batches, submit and retry new ones ------------------
 
-# -- actions on existing batches (cancel, delete) --------------------------------------------
+
+def print_batches(ctx: Context, batches: Sequence[BatchSnapshot]) -> None:
+    """New or affected batches: ids one per line, or a JSON array of batch objects."""
+    if not ctx.json:
+        print_ids(batch.id for batch in batches)
+        return
+    ledger = ctx.ledger
+    emit_json([batch_json(b, ledger.label_for(b.id), ledger.parent_of(b.id)) for b in batches])
 
 
 def add_targets(parser: argparse.ArgumentParser) -> None:
@@ -607,29 +626,14 @@ async def act_on_targets(ctx: Context, action: str, *, deleting: bool) -> int:
                   targets=len(allowed.items))
     outcomes = await execute(allowed)
     done = [outcome for outcome in outcomes if outcome.ok]
-    if ctx.json:
-        emit_json([
-            batch_json(o.batch, actions.ledger.label_for(o.batch_id),
-                       actions.ledger.parent_of(o.batch_id))
-            if o.batch is not None else {"id": o.batch_id, "type": "message_batch_deleted"}
-            for o in done
-        ])
+    if not deleting:
+        print_batches(ctx, [o.batch for o in done if o.batch is not None])
+    elif ctx.json:  # the API's DeletedMessageBatch objects
+        emit_json([{"id": o.batch_id, "type": "message_batch_deleted"} for o in done])
     else:
         print_ids(o.batch_id for o in done)
     code = _failure_code([(o.batch_id, o.error) for o in outcomes if not o.ok], action)
     return code or (EXIT_ERROR if skipped else EXIT_OK)
-
-
-# -- actions that create batches (submit, retry) ---------------------------------------------
-
-
-def print_batches(ctx: Context, batches: Sequence[BatchSnapshot]) -> None:
-    """New or affected batches: ids one per line, or a JSON array of batch objects."""
-    if not ctx.json:
-        print_ids(batch.id for batch in batches)
-        return
-    ledger = ctx.ledger
-    emit_json([batch_json(b, ledger.label_for(b.id), ledger.parent_of(b.id)) for b in batches])
 
 
 async def creating(ctx: Context, work: Awaitable[list[BatchSnapshot]]) -> int:

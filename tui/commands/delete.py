@@ -9,8 +9,8 @@ from tui.commands.common import Context, Subparsers, act_on_targets, add_targets
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "delete", parents=parents, help="delete ended batches (and their results) from the API",
+    parser = common.add_command(
+        subparsers, "delete", parents, help="delete ended batches (and their results) from the API",
         description="Delete ended batches from the API for good; local copies (results, "
                     "requests, audit) stay. Shows the preview on stderr and asks on the "
                     "terminal; without a terminal it refuses (exit 3) unless --yes is given. "

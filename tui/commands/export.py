@@ -1,9 +1,6 @@
 """`batchtop export ID --output FILE`: results to a file that only appears once it is complete.
 
-The lines stream from the local results store into a temporary file next to FILE, which is
-renamed over FILE after the last line is on disk: an interrupted export leaves nothing that
-looks complete (only a hidden ``.FILE.*.part`` if the process is killed outright).
-"""
+Streamed into a hidden temporary file beside FILE, renamed over it after the last line."""
 
 from __future__ import annotations
 
@@ -26,8 +23,8 @@ TEMP_SUFFIX = ".part"
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "export", parents=parents, help="write a batch's results to a file (JSONL or CSV)",
+    parser = common.add_command(
+        subparsers, "export", parents, help="write a batch's results to a file (JSONL or CSV)",
         description="Write an ended batch's results to FILE, streaming, through a temporary "
                     "file renamed into place when complete. Prints how many were written.")
     parser.add_argument("batch_id", metavar="ID", help="the batch id (msgbatch_...)")

@@ -1,8 +1,6 @@
 """Result writers for the CLI: JSONL byte-exact, CSV with stable columns, an inert text table.
 
-Pure and streaming: each writer consumes raw result lines one at a time and writes to the
-stream it is given, so 100,000 results cost the memory of one.
-"""
+Pure and streaming: raw result lines in, one at a time, to the stream given."""
 
 from __future__ import annotations
 

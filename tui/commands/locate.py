@@ -11,7 +11,9 @@ from tui.paths import locations
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("locate", parents=parents, help="print where batchtop keeps its files")
+    parser = subparsers.add_parser(
+        "locate", parents=parents, help="print where batchtop keeps its files"
+    )
     parser.set_defaults(handler=run)
 
 

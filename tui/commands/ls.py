@@ -51,11 +51,12 @@ Lineage = Mapping[str, tuple[str, int]]
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "ls", parents=parents, help="list batches, newest first",
+    parser = common.add_command(
+        subparsers, "ls", parents, help="list batches, newest first",
         description="List every batch of the workspace (all pages), newest first. --json "
-                    "prints one JSON array of batch objects with label, error_rate and "
-                    "parent_batch_id added.")
+                    "prints one JSON array of the API's batch objects with label, error_rate "
+                    "(errored + expired over total; null until the batch has ended, as the "
+                    "API keeps those counts at 0 while it runs) and parent_batch_id added.")
     parser.add_argument("--status", choices=tuple(STATUS_CHOICES),
                         help="running (in progress or canceling), ended, or failed (ended "
                              "with errored or expired requests)")

@@ -1,7 +1,6 @@
-"""`batchtop results ID`: stream a batch's results to stdout as JSONL (byte-exact), CSV or a table.
+"""`batchtop results ID`: a batch's results on stdout as JSONL (byte-exact), CSV or a table.
 
-Also the filters and the "results in the local store" step that `export` shares.
-"""
+Also the filters and the "results in the local store" step that `export` shares."""
 
 from __future__ import annotations
 
@@ -94,8 +93,8 @@ async def stored_batch(ctx: Context, batch_id: str) -> BatchSnapshot:
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "results", parents=parents, help="stream a batch's results to stdout",
+    parser = common.add_command(
+        subparsers, "results", parents, help="stream a batch's results to stdout",
         description="Stream an ended batch's results to stdout. jsonl writes the API's result "
                     "lines unchanged; csv has stable columns; table is for people. The default "
                     "is table on a terminal, jsonl otherwise (--json: jsonl).")

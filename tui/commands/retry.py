@@ -32,8 +32,8 @@ def include_list(text: str) -> frozenset[str]:
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "retry", parents=parents, help="resubmit a batch's failed requests as a new batch",
+    parser = common.add_command(
+        subparsers, "retry", parents, help="resubmit a batch's failed requests as a new batch",
         description="Resubmit the failed requests of an ended batch with their original "
                     "params (kept by batchtop for batches it submitted; otherwise give the "
                     "file you submitted with --requests). Shows the preview on stderr and "

@@ -48,8 +48,8 @@ class Details:
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "show", parents=parents, help="one batch: counts, timing, cost and errors",
+    parser = common.add_command(
+        subparsers, "show", parents, help="one batch: counts, timing, cost and errors",
         description="Show one batch. Once it has ended its results are downloaded to the "
                     "local store (progress on stderr when it is a terminal) for the cost and "
                     "the error summary.")

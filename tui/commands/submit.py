@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "submit", parents=parents, help="create batches from a JSONL request file",
+    parser = common.add_command(
+        subparsers, "submit", parents, help="create batches from a JSONL request file",
         description="Validate a JSONL file of {custom_id, params} requests, split it into "
                     "batches and create them; every request is kept in the ledger first so "
                     "failures can be retried. Shows the preview on stderr and asks; without a "

@@ -1,8 +1,6 @@
 """`batchtop watch --headless`: the app's monitor without a screen, until SIGINT or SIGTERM.
 
-Same polling cadence, same audit events; each event is also printed on stdout once it is
-on disk (plain text, or with --json the audit record itself, one per line).
-"""
+Same cadence, same audit events; each event is also printed once the audit log has it."""
 
 from __future__ import annotations
 
@@ -28,11 +26,26 @@ Echo = Callable[[Event], None]
 
 
 class EchoingAudit:
-    """The audit log, echoing each event after it has been written (a `BulkEventSink`)."""
+    """The audit log, echoing each event once the log has taken it.
+
+    A `BulkEventSink` and a `BacklogSink`: what the log could not write yet (a full disk)
+    stays visible to the monitor, which retries and reports it as in the app.
+    """
 
     def __init__(self, audit: AuditLog, echo: Echo) -> None:
         self.audit = audit
         self.echo = echo
+
+    @property
+    def pending_count(self) -> int:
+        return self.audit.pending_count
+
+    @property
+    def last_error(self) -> str | None:
+        return self.audit.last_error
+
+    async def flush_pending(self) -> bool:
+        return await self.audit.flush_pending()
 
     async def record(self, event: Event) -> None:
         await self.record_many((event,))
@@ -57,8 +70,8 @@ def printer(audit: AuditLog, as_json: bool) -> Echo:
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "watch", parents=parents, help="run the monitor headless, recording audit events",
+    parser = common.add_command(
+        subparsers, "watch", parents, help="run the monitor headless, recording audit events",
         description="Poll every batch with the app's cadence and write the same audit events, "
                     "printing one line per event, until SIGINT or SIGTERM (then exit 0). The "
                     "app itself is `batchtop` with no command.")

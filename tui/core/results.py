@@ -19,6 +19,7 @@ MALFORMED = "malformed"
 
 KNOWN_TYPES: frozenset[str] = frozenset({SUCCEEDED, ERRORED, CANCELED, EXPIRED})
 ERROR_MESSAGE_CHARS = 200
+MAX_TOKENS = (1 << 63) - 1  # SQLite's largest integer; orjson reads up to 2**64 - 1
 
 # Salvages the custom_id of a line that is not valid JSON, so a cut line still names its request.
 _CUSTOM_ID_RE = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
@@ -50,15 +51,54 @@ LineRecord = tuple[
     int | None,  # cache_read_input_tokens
     str | None,  # service_tier
 ]
-"""The index fields of one line, in `RECORD_FIELDS` order. A plain tuple: one is built per
-result and goes straight into SQLite."""
+"""The fields `parse_line` reads from one line, in `RECORD_FIELDS` order."""
+
+IndexRecord = tuple[
+    int,  # seq
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
+    int | None,
+    int | None,
+    int | None,
+    str | None,
+    int,  # offset
+    int,  # length
+]
+"""A whole index row, in `IndexRow` field order: seq, the `LineRecord` fields, offset, length.
+A plain tuple, built once per result, that goes straight into SQLite."""
 
 
-def record(
-    custom_id: str, kind: str, error_type: str | None = None, error_message: str | None = None
-) -> LineRecord:
-    """A record with no usage (errored, canceled, expired, unknown, malformed)."""
-    return (custom_id, kind, error_type, error_message, None, None, None, None, None, None, None)
+def _bare(
+    seq: int,
+    custom_id: str,
+    kind: str,
+    offset: int,
+    length: int,
+    error_type: str | None = None,
+    error_message: str | None = None,
+) -> IndexRecord:
+    """A row with no usage (errored, canceled, expired, unknown, malformed)."""
+    return (
+        seq,
+        custom_id,
+        kind,
+        error_type,
+        error_message,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        offset,
+        length,
+    )
 
 
 def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> str | None:
@@ -68,28 +108,34 @@ def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> s
     return message[: limit - 1] + "…"
 
 
-def malformed_record(line: bytes) -> LineRecord:
-    """The record of a line that could not be read as a result object."""
+def _malformed(line: bytes, seq: int, offset: int) -> IndexRecord:
     match = _CUSTOM_ID_RE.search(line)
-    return record(match.group(1).decode("ascii") if match else "", MALFORMED)
+    custom_id = match.group(1).decode("ascii") if match else ""
+    return _bare(seq, custom_id, MALFORMED, offset, len(line))
 
 
 def parse_line(line: bytes) -> LineRecord:
-    """Parse one results line (without its newline) into its index record.
+    """Parse one results line (without its newline) into the fields the index keeps.
 
-    Never raises: a line that is not JSON, or not shaped like a result, becomes a
-    ``malformed`` record; an unknown ``result.type`` is kept as it is. This runs once per
-    result (100,000 times for a big batch), hence the inlined type checks.
+    Never raises: a line that is not JSON, or not shaped like a result, is ``malformed``;
+    an unknown ``result.type`` is kept as it is.
     """
+    return index_record(line)[1:12]
+
+
+def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
+    """`parse_line`, framed as the line's whole index row (its `seq`, byte `offset` and
+    length around the parsed fields). This runs once per result (100,000 times for a big
+    batch), hence one tuple per line and the inlined type checks."""
     try:
         obj = orjson.loads(line)
         custom_id = obj["custom_id"]
         result = obj["result"]
         kind = result["type"]
     except (orjson.JSONDecodeError, TypeError, KeyError, IndexError):
-        return malformed_record(line)
+        return _malformed(line, seq, offset)
     if type(custom_id) is not str or type(kind) is not str or not kind:
-        return malformed_record(line)
+        return _malformed(line, seq, offset)
     if kind == SUCCEEDED:
         message = result.get("message")
         if type(message) is not dict:
@@ -104,35 +150,41 @@ def parse_line(line: bytes) -> LineRecord:
         cache_write = usage.get("cache_creation_input_tokens")
         cache_read = usage.get("cache_read_input_tokens")
         tier = usage.get("service_tier")
-        # `type(x) is int` also keeps booleans out.
+        # `type(x) is int` also keeps booleans out; one absurd count must not sink the store.
         return (
+            seq,
             custom_id,
             kind,
             None,
             None,
             stop if type(stop) is str else None,
             model if type(model) is str else None,
-            tokens_in if type(tokens_in) is int else None,
-            tokens_out if type(tokens_out) is int else None,
-            cache_write if type(cache_write) is int else None,
-            cache_read if type(cache_read) is int else None,
+            tokens_in if type(tokens_in) is int and 0 <= tokens_in <= MAX_TOKENS else None,
+            tokens_out if type(tokens_out) is int and 0 <= tokens_out <= MAX_TOKENS else None,
+            cache_write if type(cache_write) is int and 0 <= cache_write <= MAX_TOKENS else None,
+            cache_read if type(cache_read) is int and 0 <= cache_read <= MAX_TOKENS else None,
             tier if type(tier) is str else None,
+            offset,
+            len(line),
         )
     if kind == ERRORED:
         # The envelope's own type is always "error"; the real type is one level down.
         envelope = result.get("error")
         inner = envelope.get("error") if type(envelope) is dict else None
         if type(inner) is not dict:
-            return record(custom_id, kind)
+            return _bare(seq, custom_id, kind, offset, len(line))
         error_type = inner.get("type")
         message_text = inner.get("message")
-        return record(
+        return _bare(
+            seq,
             custom_id,
             kind,
+            offset,
+            len(line),
             error_type if type(error_type) is str else None,
             truncate_message(message_text) if type(message_text) is str else None,
         )
-    return record(custom_id, kind)
+    return _bare(seq, custom_id, kind, offset, len(line))
 
 
 class LineSplitter:
@@ -156,21 +208,27 @@ class LineSplitter:
         return self._held
 
     def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
-        """Add bytes; return the lines they complete."""
+        """Add bytes; return the lines they complete, each with its offset."""
+        return _lines(*self.feed_parts(chunk))
+
+    def feed_parts(self, chunk: bytes) -> tuple[int, list[bytes]]:
+        """Like `feed`, for hot loops: the offset of the first completed line, and the lines,
+        blank ones included (each was followed by one ``\\n``)."""
         parts = chunk.split(b"\n")
         last = parts.pop()
+        base = self._base
         if not parts:  # no newline in this chunk
             if last:
                 self._tail.append(last)
                 self._held += len(last)
-            return []
+            return base, parts
         if self._tail:
             self._tail.append(parts[0])
             parts[0] = b"".join(self._tail)
-        lines, self._base = _lines(parts, self._base)
+        self._base = base + sum(map(len, parts)) + len(parts)
         self._tail = [last] if last else []
         self._held = len(last)
-        return lines
+        return base, parts
 
     def flush(self) -> list[tuple[int, bytes]]:
         """End of stream: the unterminated last line, if any."""
@@ -179,19 +237,22 @@ class LineSplitter:
         self._tail = []
         self._held = 0
         self._base += len(tail)
-        return _lines([tail], base)[0] if tail else []
+        return _lines(base, [tail]) if tail else []
 
 
-def _lines(parts: list[bytes], base: int) -> tuple[list[tuple[int, bytes]], int]:
-    """The non-blank lines among `parts` with their offsets, and the offset after them."""
+def is_blank(line: bytes) -> bool:
+    """Blank lines carry no result and are skipped."""
+    return not line or line.isspace()
+
+
+def _lines(base: int, parts: list[bytes]) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
-    append = out.append
     offset = base
     for line in parts:
-        if line and not line.isspace():
-            append((offset, line))
+        if not is_blank(line):
+            out.append((offset, line))
         offset += len(line) + 1
-    return out, offset
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -742,9 +742,11 @@ class Actions:
         source: str,
         part: Mapping[str, int],
     ) -> None:
-        # A timeout or a 5xx may hide a batch that was created: keep the record pending so
-        # that `reconcile` can find it; only a definite refusal drops it.
-        uncertain = error.kind in _UNCERTAIN_KINDS
+        # A timeout or a 5xx may hide a batch that was created, and a 2xx whose body could
+        # not be read certainly does: keep the record pending so that `reconcile` can find
+        # it; only a definite refusal drops it.
+        answered = error.status is not None and 200 <= error.status < 300
+        uncertain = error.kind in _UNCERTAIN_KINDS or answered
         if not uncertain:
             await asyncio.to_thread(self.ledger.fail_submit, submit_id, str(error))
         await self._record(action, audit_batch, FAILED, targets=[source], submit=submit_id,

@@ -473,7 +473,8 @@ class Monitor:
         show it as degraded, back off. The traceback goes to the debug log, not the screen."""
         log.warning("monitor tick failed: %s", type(error).__name__)
         log.debug("monitor tick failed", exc_info=error)
-        text = ApiError.from_exception(error, secret=self.api.client.api_key).message
+        secret = getattr(getattr(self.api, "client", None), "api_key", None)
+        text = ApiError.from_exception(error, secret=secret).message
         return ApiError(f"unexpected {type(error).__name__}: {text}", kind="other")
 
     def _on_failure(self, error: ApiError) -> None:

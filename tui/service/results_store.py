@@ -36,12 +36,13 @@ from tui.core.results import (
     SUCCEEDED,
     DownloadProgress,
     ErrorGroup,
+    IndexRecord,
     IndexRow,
     LineSplitter,
     StoreStatus,
     UsageTotals,
+    index_record,
     missing_ids,
-    parse_line,
 )
 from tui.paths import ensure_private_dir, locations
 from tui.service.api import ApiError
@@ -109,10 +110,18 @@ CREATE VIEW IF NOT EXISTS results AS
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 _SELECT_ROW = f"SELECT {_ROW_COLUMNS} FROM result_rows"
-_INSERT_ROW = (
-    f"INSERT INTO result_rows (id, batch_key, {_ROW_COLUMNS}) "
-    f"VALUES ({', '.join('?' * (len(INDEX_COLUMNS) + 2))})"
-)
+
+
+def _insert_sql(batch_key: int) -> str:
+    """INSERT for one batch's rows, which are `IndexRecord`s: id and key come from seq (?1)."""
+    first = int(batch_key) << SEQ_BITS
+    rest = ", ".join(f"?{n}" for n in range(1, len(INDEX_COLUMNS) + 1))
+    return (
+        f"INSERT INTO result_rows (id, batch_key, {_ROW_COLUMNS})"
+        f" VALUES ({first} + ?1, {int(batch_key)}, {rest})"
+    )
+
+
 _DELETE_ROWS = "DELETE FROM result_rows WHERE id BETWEEN ? AND ?"
 _STATUS_COLUMNS = (
     "batch_id, complete, expected, lines, bytes, malformed, unknown, attempts, "
@@ -214,16 +223,11 @@ def _regexp(pattern: str | None, value: str | None) -> bool:
     return _compile(pattern).search(value) is not None
 
 
-def _retry_class(result_type: str, error_type: str | None) -> str:
-    return str(classify(result_type, error_type))
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.create_function("regexp", 2, _regexp, deterministic=True)
-    conn.create_function("retry_class", 2, _retry_class, deterministic=True)
     return conn
 
 
@@ -248,8 +252,17 @@ def _id_range(batch_key: int) -> tuple[int, int]:
     return first, first + (1 << SEQ_BITS) - 1
 
 
-def _where(batch_key: int | None, f: ResultFilter, order_by: str = "seq") -> tuple[str, list[Any]]:
-    """SQL conditions and parameters for `f` over one batch (None: a batch not stored)."""
+def _where(
+    batch_key: int | None,
+    f: ResultFilter,
+    order_by: str = "seq",
+    classified: Collection[tuple[str, str | None]] = (),
+) -> tuple[str, list[Any]]:
+    """SQL conditions and parameters for `f` over one batch (None: a batch not stored).
+
+    `classified` holds the batch's (type, error_type) pairs whose retry class is in
+    `f["retry_classes"]`.
+    """
     key = -1 if batch_key is None else batch_key
     clauses = ["id BETWEEN ? AND ?"]
     params: list[Any] = [*_id_range(key)]
@@ -267,13 +280,11 @@ def _where(batch_key: int | None, f: ResultFilter, order_by: str = "seq") -> tup
     if error_type is not None:
         clauses.append("error_type = ?")
         params.append(error_type)
-    classes = f.get("retry_classes")
-    if classes is not None:
-        wanted = sorted({str(c) for c in classes})
-        clauses.append(
-            f"retry_class(type, error_type) IN ({', '.join('?' * len(wanted))})" if wanted else "0"
-        )
-        params.extend(wanted)
+    if f.get("retry_classes") is not None:
+        # `IS`, not `=`: error_type is NULL for everything but errored results.
+        terms = " OR ".join("(type = ? AND error_type IS ?)" for _ in classified)
+        clauses.append(f"({terms})" if classified else "0")
+        params.extend(value for pair in classified for value in pair)
     search = f.get("search")
     if search:
         if f.get("regex") or search.startswith("re:"):
@@ -352,6 +363,7 @@ class _Ingest:
         self.expected = expected
         self.attempt = 0
         self.key = 0
+        self._insert = ""
         self._conn = _connect(db_path)
         # Checkpoints fsync; run one when the download is over (`close`), not in the middle.
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -365,7 +377,7 @@ class _Ingest:
 
     def _reset_counters(self) -> None:
         self._splitter = LineSplitter()
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[IndexRecord] = []
         self.lines = 0  # parsed
         self.stored = 0  # committed, visible to readers
         self.bytes = 0
@@ -393,12 +405,13 @@ class _Ingest:
             ).fetchone()
             conn.execute(f"DROP INDEX IF EXISTS {_custom_id_index(self.key)}")
             conn.execute(_DELETE_ROWS, _id_range(self.key))
+        self._insert = _insert_sql(self.key)
 
     def feed(self, data: bytes) -> DownloadProgress:
         """Store a chunk of the stream and index the lines it completes."""
         self._raw.write(data)
         self.bytes += len(data)
-        self._parse(self._splitter.feed(data))
+        self._parse(*self._splitter.feed_parts(data))
         if len(self._rows) >= COMMIT_ROWS or (self._rows and not self.stored):
             self._commit()
         return self.progress()
@@ -407,32 +420,35 @@ class _Ingest:
         """End of one attempt: index the unterminated last line if the stream really ended
         (after a cut it is a torn line), and commit what is pending."""
         if end_of_stream:
-            self._parse(self._splitter.flush())
+            for offset, line in self._splitter.flush():
+                self._parse(offset, [line])
         self._commit()
         self._raw.flush()
         return self.progress()
 
-    def _parse(self, lines: list[tuple[int, bytes]]) -> None:
-        key = self.key
-        first_id = key << SEQ_BITS
+    def _parse(self, offset: int, lines: list[bytes]) -> None:
+        """Index `lines` (blank ones skipped), the first of which starts at `offset`."""
         seq = self.lines
         append = self._rows.append
-        for offset, line in lines:
-            record = parse_line(line)
-            kind = record[1]
-            if kind not in KNOWN_TYPES:
-                if kind == MALFORMED:
-                    self.malformed += 1
-                else:
-                    self.unknown += 1
-            append((first_id + seq, key, seq, *record, offset, len(line)))
-            seq += 1
+        for line in lines:
+            length = len(line)
+            if length and not line.isspace():  # is_blank(), inlined: once per result
+                row = index_record(line, seq, offset)
+                kind = row[2]
+                if kind not in KNOWN_TYPES:
+                    if kind == MALFORMED:
+                        self.malformed += 1
+                    else:
+                        self.unknown += 1
+                append(row)
+                seq += 1
+            offset += length + 1
         self.lines = seq
 
     def _commit(self) -> None:
         with _transaction(self._conn) as conn:
             if self._rows:
-                conn.executemany(_INSERT_ROW, self._rows)
+                conn.executemany(self._insert, self._rows)
             conn.execute(
                 "UPDATE batches SET lines = ?, bytes = ?, malformed = ?, unknown = ?"
                 " WHERE batch_id = ?",
@@ -473,10 +489,6 @@ class _Ingest:
         # crash cut short reads as incomplete and is downloaded again.
         complete = error is None and self.complete
         self._conn.execute(
-            f"CREATE INDEX IF NOT EXISTS {_custom_id_index(self.key)}"
-            f" ON result_rows (custom_id) WHERE batch_key = {int(self.key)}"
-        )
-        self._conn.execute(
             "UPDATE batches SET complete = ?, downloaded_at = ?, seconds = ?, last_error = ?"
             " WHERE batch_id = ?",
             (
@@ -493,11 +505,21 @@ class _Ingest:
         return _status_from_row(row)
 
     def close(self) -> None:
-        self._raw.close()
+        """Build the batch's custom_id index, checkpoint, let go of the file lock.
+
+        Runs after `ensure` has returned (the caller does not wait for it): the rows are all
+        queryable already, and the index only makes sorting by custom_id faster.
+        """
         try:
+            if self.key:
+                self._conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {_custom_id_index(self.key)}"
+                    f" ON result_rows (custom_id) WHERE batch_key = {int(self.key)}"
+                )
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             self._conn.close()
+            self._raw.close()
 
 
 class _RawReader:
@@ -795,7 +817,19 @@ class ResultsStore:
         self, batch_id: str, filters: ResultFilter, order_by: str = "seq"
     ) -> tuple[str, list[Any]]:
         with self._lock:
-            return _where(self._batch_key(batch_id), filters, order_by)
+            key = self._batch_key(batch_id)
+            classes = filters.get("retry_classes")
+            classified: list[tuple[str, str | None]] = []
+            if classes is not None and key is not None:
+                # A batch has few distinct (type, error_type) pairs: classify those with
+                # `errors.classify`, then filter in SQL (a function per row costs far more).
+                wanted = {str(c) for c in classes}
+                pairs = self._conn.execute(
+                    "SELECT DISTINCT type, error_type FROM result_rows WHERE id BETWEEN ? AND ?",
+                    _id_range(key),
+                )
+                classified = [(t, e) for t, e in pairs if str(classify(t, e)) in wanted]
+            return _where(key, filters, order_by, classified)
 
     def _batch_key(self, batch_id: str) -> int | None:
         row = self._conn.execute(

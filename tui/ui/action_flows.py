@@ -37,6 +37,7 @@ from tui.service.actions import (
     TargetPreview,
 )
 from tui.service.api import ApiError
+from tui.service.ledger import ReconcileMatch
 from tui.service.monitor import MonitorState
 from tui.settings import Settings
 from tui.ui.screens.confirm import ConfirmModal, plural
@@ -82,6 +83,10 @@ class ActionHost(Protocol):
     def settings(self) -> Settings: ...
 
     def set_labels(self, labels: Mapping[str, str]) -> None: ...
+
+    def forget_batches(self, batch_ids: Sequence[str]) -> None:
+        """These batches were deleted: stop showing them."""
+        ...
 
 
 # -- what the dialogs show ------------------------------------------------------------------------
@@ -219,6 +224,25 @@ def _names(batches: Sequence[BatchSnapshot]) -> str:
     return ", ".join(batch.id for batch in batches)
 
 
+def reconcile_text(matches: Sequence[ReconcileMatch], read_only: bool) -> str | None:
+    """What settling the submits a crash left pending found; None when there were none."""
+    if not matches:
+        return None
+    found = [m for m in matches if m.verdict == "matched"]
+    lost = [m for m in matches if m.verdict == "not_created"]
+    open_ = len(matches) - len(found) - len(lost)
+    lines = [f"{plural(len(matches), 'submit')} left pending by an earlier run:"]
+    for match in found[:LIST_LIMIT]:
+        lines.append(f"{match.submit_id} was created as {match.batch_id}")
+    if lost:
+        lines.append(f"{plural(len(lost), 'submit')} never became a batch")
+    if open_:
+        lines.append(f"{open_:,} still unsettled (recent, or more than one batch matches)")
+    if read_only:
+        lines.append("read-only: nothing was written; run without read-only to settle them")
+    return "\n".join(lines)
+
+
 # -- the flows ------------------------------------------------------------------------------------
 
 
@@ -270,6 +294,21 @@ class ActionFlows:
 
     async def label(self, batch_id: str) -> bool:
         return await self._guarded(LABEL, lambda actions: self._label(actions, batch_id))
+
+    async def reconcile(self, batches: Sequence[BatchSnapshot]) -> bool:
+        """After the first full list: settle submits a crash left pending, and say what."""
+        try:
+            actions = self.host.actions
+        except (AttributeError, RuntimeError):
+            return False
+        matches = await actions.reconcile(batches)
+        text = reconcile_text(matches, actions.read_only)
+        if text is None:
+            return False
+        if any(match.verdict == "matched" for match in matches) and not actions.read_only:
+            self._refresh_labels(actions)
+        self._toast(text, title="submits settled", timeout=ERROR_TIMEOUT_S)
+        return True
 
     # -- shared steps -----------------------------------------------------------------------------
 
@@ -358,6 +397,7 @@ class ActionFlows:
         if not await self._confirmed(actions, delete):
             return False
         await actions.delete(delete)
+        self.host.forget_batches([batch_id])
         self._toast(f"{batch_id} was deleted", title="deleted")
         await self._refresh()
         return True
@@ -406,6 +446,8 @@ class ActionFlows:
                 return False
         outcomes = await (actions.cancel_many(chosen) if action == CANCEL
                           else actions.delete_many(chosen))
+        if action == DELETE:
+            self.host.forget_batches([outcome.batch_id for outcome in outcomes if outcome.ok])
         self._toast_outcomes(done, outcomes, len(skipped))
         await self._refresh()
         return True

@@ -8,7 +8,7 @@ import importlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -17,20 +17,30 @@ from typing import Any, ClassVar, Protocol
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
+from tui.core.alerts import Alert, Severity
+from tui.core.cost import BatchCost
 from tui.core.events import Event
+from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_text
 from tui.core.timefmt import utcnow
+from tui.service.actions import Actions
+from tui.service.alerting import AlertService
 from tui.service.api import ApiError, BatchesAPI
+from tui.service.costing import CostService
+from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor, MonitorState
+from tui.service.results_store import ResultsStore
 from tui.settings import Settings
-from tui.ui.commands import GoToBatch, ScreenActions
+from tui.ui.action_flows import ActionFlows
+from tui.ui.commands import BatchActions, GoToBatch, ScreenActions
 from tui.ui.messages import MonitorUpdated
-from tui.ui.screens.batch_placeholder import BatchPlaceholderScreen
+from tui.ui.screens.batch import BatchScreen
 from tui.ui.screens.batches import BatchesScreen
 from tui.ui.screens.help import HelpScreen, help_rows
 from tui.ui.screens.jump import JumpScreen, JumpVerb, parse_jump
@@ -41,6 +51,14 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 STOP_TIMEOUT_S = 5.0
+ALERT_TOASTS = 3  # alerts arriving together beyond this many share one toast
+ALERT_TIMEOUT_S = 10.0
+_TOAST_SEVERITY: Mapping[Severity, SeverityLevel] = {
+    Severity.INFO: "information",
+    Severity.WARNING: "warning",
+    Severity.ERROR: "error",
+}
+_ALERT_RANK = (Severity.INFO, Severity.WARNING, Severity.ERROR)
 
 HIGH_CONTRAST = Theme(
     name="batchtop-high-contrast",
@@ -75,29 +93,35 @@ class Services:
     clock: Clock = utcnow
     where: str = "default"  # profile / workspace shown in the header
     on_close: Callable[[], Awaitable[None]] | None = None  # e.g. stop an in-process emulator
+    # The features around the monitor (`tui.ui.launch.assemble` builds them); without them
+    # the app only watches.
+    actions: Actions | None = None
+    store: ResultsStore | None = None
+    alerts: AlertService | None = None
+    costs: CostService | None = None
+    action_audit: AuditSink | None = None  # the writer of actions and alerts, if not `audit`
 
 
 ServicesFactory = Callable[[], Awaitable[Services]]
 
 
-def _default_batch_screen(batch_id: str) -> Screen[Any]:
-    """The full batch screen when it is installed, the placeholder otherwise."""
-    try:
-        module = importlib.import_module("tui.ui.screens.batch")
-    except Exception:  # not there (or broken): the list must still drill in
-        log.exception("batch screen unavailable; showing the plain details view")
-        return BatchPlaceholderScreen(batch_id)
-    screen: Screen[Any] = module.BatchScreen(batch_id)
-    return screen
+def alert_toast(alerts: list[Alert]) -> tuple[str, SeverityLevel]:
+    """One toast for alerts that arrived together: each on a line, or a count past a few."""
+    worst = max((alert.severity for alert in alerts), key=_ALERT_RANK.index)
+    lines = [safe_text(alert.message) for alert in alerts[:ALERT_TOASTS]]
+    if len(alerts) > ALERT_TOASTS:
+        lines.append(f"… and {len(alerts) - ALERT_TOASTS} more (:audit lists them)")
+    return "\n".join(lines), _TOAST_SEVERITY[worst]
 
 
 class BatchtopApp(App[int]):
-    """The batchtop TUI. Public hooks: open_batch, open_audit, set_labels, monitor_state,
-    clock(), and the api / monitor / audit / settings properties."""
+    """The batchtop TUI. Public hooks: open_batch, open_audit, set_labels, start_action,
+    monitor_state, clock(), flows, and the api / monitor / audit / actions / ledger /
+    results_store / alerts / costs / settings properties."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "batchtop"
-    COMMANDS = App.COMMANDS | {ScreenActions, GoToBatch}
+    COMMANDS = App.COMMANDS | {ScreenActions, BatchActions, GoToBatch}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit_or_back", "Quit", id="app.quit"),
@@ -123,6 +147,11 @@ class BatchtopApp(App[int]):
         self.settings = settings
         self.tz = tz
         self.labels: dict[str, str] = {}
+        self.lineage: dict[str, tuple[str, int]] = {}  # retry batch -> (parent, generation)
+        self.cost_today: BatchCost | None = None  # stored batches that ended today
+        # Deleted here: hidden from the list at once (the monitor notices at its next sweep).
+        self.deleted: set[str] = set()
+        self.flows = ActionFlows(self)
         self._factory = services
         self._demo_factory = demo
         self._no_key_reason = no_key_reason
@@ -131,6 +160,11 @@ class BatchtopApp(App[int]):
         self._services: Services | None = None
         self._monitor_worker: Worker[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_alerts: Callable[[], None] | None = None
+        self._alert_burst: list[Alert] = []
+        self._reconciled = False
+        self._costs_wanted = False
+        self._costs_running = False
         self._state = MonitorState()
         self._user_paused = False
         self._stopped = False
@@ -163,6 +197,33 @@ class BatchtopApp(App[int]):
         return self._require().audit
 
     @property
+    def actions(self) -> Actions:
+        """The actions layer (cancel, retry, submit…); RuntimeError while there is none."""
+        actions = self._require().actions
+        if actions is None:
+            raise RuntimeError("actions are not available in this session")
+        return actions
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The request ledger (labels, lineage, submitted requests), None until started."""
+        services = self._services
+        return services.actions.ledger if services and services.actions else None
+
+    @property
+    def results_store(self) -> ResultsStore | None:
+        """The results store the batch screen and the cost column share."""
+        return self._services.store if self._services is not None else None
+
+    @property
+    def alerts(self) -> AlertService | None:
+        return self._services.alerts if self._services is not None else None
+
+    @property
+    def costs(self) -> CostService | None:
+        return self._services.costs if self._services is not None else None
+
+    @property
     def monitor_state(self) -> MonitorState:
         """The newest state the monitor published."""
         return self._state
@@ -184,26 +245,55 @@ class BatchtopApp(App[int]):
 
     def make_batch_screen(self, batch_id: str) -> Screen[Any]:
         """The drill-in screen of a batch (override to change it)."""
-        return _default_batch_screen(batch_id)
+        return BatchScreen(batch_id)
 
-    def open_audit(self) -> None:
-        """The audit feed: the audit screen when installed, else the list's event pane."""
+    def open_audit(self, batch_id: str | None = None) -> None:
+        """The audit log (a batch's timeline with `batch_id`); the event pane without it."""
         try:
             module = importlib.import_module("tui.ui.screens.audit")
         except ImportError:
             module = None
         if module is not None and hasattr(module, "AuditScreen"):
-            self.push_screen(module.AuditScreen())
+            self.push_screen(module.AuditScreen(batch_id))
             return
         if self._batches is not None:
             self._pop_to(self._batches)
             self._batches.show_events()
 
     def set_labels(self, labels: Mapping[str, str]) -> None:
-        """Local labels of batches (matched by `/` and shown in a label column)."""
+        """Local labels of batches (matched by `/` and shown in a label column).
+
+        Called after every action that may have changed the ledger, so the lineage of retry
+        batches is read again here too.
+        """
         self.labels = dict(labels)
+        ledger = self.ledger
+        if ledger is not None:
+            self.lineage = ledger.lineage()
+        self.repaint_rows()
+
+    def forget_batches(self, batch_ids: Sequence[str]) -> None:
+        """Batches deleted by an action: they leave the list now."""
+        self.deleted.update(batch_ids)
+        self.repaint_rows()
+
+    def repaint_rows(self) -> None:
+        """Labels, lineage, costs or alerts changed: the list draws its rows again."""
         if self._batches is not None:
             self._batches.refresh_labels()
+
+    def start_action(self, flow: Coroutine[Any, Any, bool], *, follow_new: bool = False
+                     ) -> Worker[bool]:
+        """Run an action flow; when it created batches (`follow_new`) the cursor goes to them."""
+        return self.flows.run(self._followed(flow, follow_new))
+
+    async def _followed(self, flow: Coroutine[Any, Any, bool], follow_new: bool) -> bool:
+        before = set(self._state.batches)
+        done = await flow
+        if done and self._batches is not None:
+            created = [i for i in self._state.order if i not in before] if follow_new else []
+            self._batches.action_done(created)
+        return done
 
     # -- start-up -------------------------------------------------------------------------------
 
@@ -256,11 +346,21 @@ class BatchtopApp(App[int]):
         self._services = services
         if self._batches is not None:
             self._batches.set_info(self._header_info(services.where))
+        if services.actions is not None:
+            self.set_labels(services.actions.ledger.labels())
+        if services.costs is not None:
+            for warning in services.costs.warnings:
+                self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
+            await services.costs.load_history()
         self._unsubscribe = services.monitor.subscribe(self._on_monitor_state)
         self._monitor_worker = self.run_worker(
             services.monitor.run(), name="monitor", group="monitor", exit_on_error=False
         )
         self._sync_pause()
+        if services.alerts is not None and not self._stopped:
+            # Listen first: the service evaluates the monitor's current state as it starts.
+            self._unsubscribe_alerts = services.alerts.subscribe(self._on_alert)
+            await services.alerts.start()
 
     def _on_monitor_state(self, state: MonitorState) -> None:
         # Called by the monitor; post_message is thread-safe and the message coalesces.
@@ -268,9 +368,76 @@ class BatchtopApp(App[int]):
         self.post_message(MonitorUpdated(state))
 
     def on_monitor_updated(self, message: MonitorUpdated) -> None:
+        state = message.state
         for screen in self.screen_stack:
             if not isinstance(screen, ModalScreen):
-                screen.post_message(MonitorUpdated(message.state))
+                screen.post_message(MonitorUpdated(state))
+        services = self._services
+        if services is None or self._stopped:
+            return
+        if services.costs is not None:
+            services.costs.observe(state.batches)
+            self._want_costs()
+        if state.synced and not self._reconciled and services.actions is not None:
+            self._reconciled = True
+            self._reconcile(list(state.batches.values()))
+
+    @work(group="reconcile", exit_on_error=False, name="reconcile")
+    async def _reconcile(self, batches: list[BatchSnapshot]) -> None:
+        """Once, after the first full list: settle submits a crash left pending."""
+        await self.flows.reconcile(batches)
+
+    # -- alerts and costs -----------------------------------------------------------------------
+
+    def _on_alert(self, alert: Alert) -> None:
+        # Alerts raised by one state change arrive one by one: toast them together.
+        if not self._alert_burst:
+            self.call_later(self._flush_alerts)
+        self._alert_burst.append(alert)
+
+    def _flush_alerts(self) -> None:
+        burst, self._alert_burst = self._alert_burst, []
+        if not burst or self._stopped:
+            return
+        message, severity = alert_toast(burst)
+        self.notify(message, title="alert" if len(burst) == 1 else f"{len(burst)} alerts",
+                    severity=severity, timeout=ALERT_TIMEOUT_S, markup=False)
+        alerts = self.alerts
+        if alerts is not None and alerts.bell:
+            self.bell()
+        self.repaint_rows()
+
+    def alerted(self, batch_id: str) -> bool:
+        """A warning or an error alert fired for the batch (its row is highlighted)."""
+        alerts = self.alerts
+        worst = alerts.worst(batch_id) if alerts is not None else None
+        return worst is Severity.WARNING or worst is Severity.ERROR
+
+    def _want_costs(self) -> None:
+        """Cost the stored batches not costed yet (one worker at a time, again if asked)."""
+        self._costs_wanted = True
+        if not self._costs_running:
+            self._costs_running = True
+            self.run_worker(self._load_costs(), name="costs", group="costs",
+                            exit_on_error=False)
+
+    async def _load_costs(self) -> None:
+        try:
+            while self._costs_wanted and not self._stopped:
+                self._costs_wanted = False
+                costs = self.costs
+                if costs is None:
+                    return
+                batches = list(self._state.batches.values())
+                costed = await costs.load(batches)
+                today = await asyncio.to_thread(costs.daily_totals, batches, self.clock(),
+                                                self.tz)
+                changed = today != self.cost_today
+                self.cost_today = today
+                if costed or changed:
+                    self.repaint_rows()
+        finally:
+            self._costs_running = False
 
     def _tick(self) -> None:
         if self._batches is not None:
@@ -344,7 +511,7 @@ class BatchtopApp(App[int]):
                             markup=False)
             self.open_batch(command.arg)
         elif command.verb is JumpVerb.AUDIT:
-            self.open_audit()
+            self.open_audit(command.arg or None)
         elif command.verb is JumpVerb.QUIT:
             await self.action_quit()
         elif command.verb is JumpVerb.HELP:
@@ -372,7 +539,7 @@ class BatchtopApp(App[int]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where background failures become visible (a toast, no traceback)."""
-        if event.state is not WorkerState.ERROR:
+        if event.state is not WorkerState.ERROR or self._stopped:
             return
         error = event.worker.error
         if error is None:
@@ -409,6 +576,8 @@ class BatchtopApp(App[int]):
         self._stopped = True
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._unsubscribe_alerts is not None:
+            self._unsubscribe_alerts()
         services = self._services
         if services is None:
             return
@@ -420,7 +589,13 @@ class BatchtopApp(App[int]):
         await self._close_services(services)
 
     async def _close_services(self, services: Services) -> None:
-        closers: list[Callable[[], Awaitable[None]]] = [services.audit.close, services.api.close]
+        """Alerts before the audit log (they write to it), then the rest."""
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if services.alerts is not None:
+            closers.append(services.alerts.close)
+        if services.action_audit is not None:
+            closers.append(services.action_audit.close)
+        closers += [services.audit.close, services.api.close]
         if services.on_close is not None:
             closers.append(services.on_close)
         for close in closers:
@@ -428,6 +603,14 @@ class BatchtopApp(App[int]):
                 await asyncio.wait_for(close(), STOP_TIMEOUT_S)
             except Exception:
                 log.exception("closing %s failed", close)
+        files = [services.actions.ledger.close] if services.actions is not None else []
+        if services.store is not None:
+            files.append(services.store.close)
+        for close_file in files:
+            try:
+                close_file()
+            except Exception:
+                log.exception("closing %s failed", close_file)
 
     async def on_unmount(self) -> None:
         if self._handle_signals:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.style import Style
@@ -17,19 +17,24 @@ from tui.core.batch_view import (
     deadline_of,
     shown_status,
 )
+from tui.core.eta import Eta
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import human_duration, short_duration
 from tui.ui.widgets.vtable import Column
 
 ID_WIDTH = 33
-LABEL_WIDTH = 18
+LABEL_WIDTH = 16
+LINEAGE_WIDTH = 12
+PARENT_TAIL = 7  # characters of the parent's id a retry row shows
+ETA_WIDTH = 7
+COST_WIDTH = 9
 BAR_WIDTH = 12
 DASH = "–"
 
 COLUMNS: tuple[Column, ...] = (
     Column("id", "batch", ID_WIDTH),
-    Column("created", "created", 9, "right"),
+    Column("created", "age", 5, "right"),
     Column("status", "status", 11),
     Column("processing", "process", 7, "right"),
     Column("succeeded", "ok", 7, "right"),
@@ -37,11 +42,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("canceled", "cancel", 6, "right"),
     Column("expired", "expired", 7, "right"),
     Column("outcome", "outcome", BAR_WIDTH),
-    Column("error_rate", "err%", 6, "right"),
-    Column("duration", "time", 8, "right"),
+    Column("error_rate", "err%", 5, "right"),
+    Column("cost", "cost", COST_WIDTH, "right", sortable=False),
+    Column("duration", "time", 7, "right"),
+    Column("eta", "eta", ETA_WIDTH, "right", sortable=False),
     Column("deadline", "expires / results", 0),
 )
 LABEL_COLUMN = Column("label", "label", LABEL_WIDTH, sortable=False)
+LINEAGE_COLUMN = Column("lineage", "lineage", LINEAGE_WIDTH, sortable=False)
+RETRY_GLYPH = "↻"
 
 # Status glyphs carry the meaning without colour (NO_COLOR, monochrome terminals).
 STATUS_GLYPHS: Mapping[Shown, str] = {
@@ -59,6 +68,7 @@ BAR_GLYPHS: Mapping[Segment, str] = {
     Segment.PROCESSING: "░",
 }
 EXPIRY_WARNING_S = 3600.0
+OVERDUE = "overdue"
 
 # Names of the styles a BatchRows needs; the screen resolves them from its CSS.
 STYLE_NAMES: tuple[str, ...] = (
@@ -68,11 +78,54 @@ STYLE_NAMES: tuple[str, ...] = (
 )
 
 
-def columns_for(has_labels: bool) -> tuple[Column, ...]:
-    """The batch columns, with a label column after the id when any batch has a label."""
-    if not has_labels:
-        return COLUMNS
-    return (COLUMNS[0], LABEL_COLUMN, *COLUMNS[1:])
+def columns_for(has_labels: bool, has_lineage: bool = False) -> tuple[Column, ...]:
+    """The batch columns; label and lineage columns follow the id when any batch has one."""
+    extra = (LABEL_COLUMN,) * has_labels + (LINEAGE_COLUMN,) * has_lineage
+    return (COLUMNS[0], *extra, *COLUMNS[1:]) if extra else COLUMNS
+
+
+def _nothing(_key: str) -> None:
+    return None
+
+
+def _no_eta(_batch: BatchSnapshot, _now: datetime) -> None:
+    return None
+
+
+def _never(_key: str) -> bool:
+    return False
+
+
+def eta_cell(eta: Eta, now: datetime) -> tuple[str, str]:
+    """The cell ("~12m", or "overdue" once past) and the basis of the estimate:
+    "median of 8 batches of 1k–10k requests: 14m 05s"."""
+    basis = f"{eta.basis}: {human_duration(eta.median_s)}"
+    if eta.overdue(now):
+        return OVERDUE, basis
+    return f"~{short_duration(eta.remaining_s(now))}", basis
+
+
+@dataclass(frozen=True, slots=True)
+class RowExtras:
+    """What the list knows beside the API: local labels and lineage, costs, ETAs, alerts.
+
+    `lineage` maps a retry batch to (parent id, generation); `cost` gives the cost cell of a
+    batch (None: unknown); `eta` the expected end of a running batch as (short, basis);
+    `alerted` whether a warning or error alert fired for the batch.
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    cost: Callable[[str], str | None] = _nothing
+    eta: Callable[[BatchSnapshot, datetime], tuple[str, str] | None] = _no_eta
+    alerted: Callable[[str], bool] = _never
+
+    def retried(self) -> Mapping[str, int]:
+        """How many retry batches were made directly from each batch."""
+        counts: dict[str, int] = {}
+        for parent, _generation in self.lineage.values():
+            counts[parent] = counts.get(parent, 0) + 1
+        return counts
 
 
 _STATUS_STYLE: Mapping[Shown, str] = {
@@ -119,20 +172,24 @@ class BatchRows:
         labels: Mapping[str, str] | None = None,
         *,
         columns: Sequence[Column] = COLUMNS,
+        extras: RowExtras | None = None,
         index: dict[str, int] | None = None,
+        retried: Mapping[str, int] | None = None,
     ) -> None:
         self.version = next(_versions)
         self.batches = batches
         self.now = now
         self.styles = styles
-        self.labels: Mapping[str, str] = labels or {}
+        self.extras = extras or RowExtras()
+        self.labels: Mapping[str, str] = labels if labels is not None else self.extras.labels
         self.columns = tuple(columns)
         self._index = index
+        self._retried = retried
 
     def at(self, now: datetime) -> BatchRows:
         """The same rows seen at another moment (ages and countdowns change)."""
         return BatchRows(self.batches, now, self.styles, self.labels, columns=self.columns,
-                         index=self._index)
+                         extras=self.extras, index=self._index, retried=self._retried)
 
     @property
     def ids(self) -> list[str]:
@@ -150,7 +207,14 @@ class BatchRows:
         return self._index.get(key)
 
     def row_class(self, index: int) -> str | None:
-        return "dim" if self.batches[index].archived_at is not None else None
+        batch = self.batches[index]
+        if self.extras.alerted(batch.id):
+            return "alert"
+        return "dim" if batch.archived_at is not None else None
+
+    def eta(self, batch: BatchSnapshot) -> tuple[str, str] | None:
+        """(cell, basis) of a running batch's expected end, None without one."""
+        return self.extras.eta(batch, self.now) if batch.is_running else None
 
     def cells(self, index: int) -> list[Text]:
         batch = self.batches[index]
@@ -165,6 +229,8 @@ class BatchRows:
             return Text(safe_cell(batch.id, ID_WIDTH))
         if key == "label":
             return Text(safe_cell(self.labels.get(batch.id, ""), LABEL_WIDTH), style("muted"))
+        if key == "lineage":
+            return self._lineage(batch.id)
         if key == "created":
             return Text(short_duration((self.now - batch.created_at).total_seconds()),
                         style("muted"))
@@ -193,8 +259,31 @@ class BatchRows:
         if key == "duration":
             return Text(human_duration(batch.duration_seconds(self.now)),
                         style("muted") if ended else "")
+        if key == "eta":
+            eta = self.eta(batch)
+            if eta is None:
+                return Text()
+            late = eta[0] == OVERDUE
+            return Text(safe_cell(eta[0], ETA_WIDTH), style("warning") if late else "")
+        if key == "cost":
+            cost = self.extras.cost(batch.id)
+            return Text(safe_cell(cost, COST_WIDTH)) if cost else Text()
         if key == "deadline":
             return self._deadline(batch)
+        return Text()
+
+    def _lineage(self, batch_id: str) -> Text:
+        """`↻2 …a1b2c3d` on a retry (generation, end of the parent's id); `retried ×N` above."""
+        found = self.extras.lineage.get(batch_id)
+        if found is not None:
+            parent, generation = found
+            tail = safe_cell(parent[-PARENT_TAIL:], PARENT_TAIL)
+            return Text(f"{RETRY_GLYPH}{generation} …{tail}", self.styles("warning"))
+        if self._retried is None:
+            self._retried = self.extras.retried()
+        children = self._retried.get(batch_id)
+        if children:
+            return Text(f"retried ×{children}", self.styles("muted"))
         return Text()
 
     def _bar(self, batch: BatchSnapshot) -> Text:

@@ -1,4 +1,4 @@
-"""Command palette (ctrl+p): the current screen's actions, plus "go to batch" for known ids."""
+"""Command palette (ctrl+p): the screen's actions, the open batch's actions, "go to batch"."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 
 if TYPE_CHECKING:
@@ -16,12 +17,32 @@ if TYPE_CHECKING:
 
 MAX_BATCH_HITS = 20
 
+Command = tuple[str, str, Callable[[], object]]  # (name, help, run)
 
-class ScreenActions(Provider):
+
+class _Matching(Provider):
+    """A provider over a list of commands: all of them on discovery, fuzzy-matched on search."""
+
+    def commands(self) -> list[Command]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for name, help_text, run in self.commands():
+            yield DiscoveryHit(name, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, run in self.commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), run, text=name, help=help_text)
+
+
+class ScreenActions(_Matching):
     """Every action bound on the screen the palette was opened from (with its key)."""
 
-    def _actions(self) -> list[tuple[str, str, Callable[[], object]]]:
-        out: list[tuple[str, str, Callable[[], object]]] = []
+    def commands(self) -> list[Command]:
+        out: list[Command] = []
         seen: set[str] = set()
         for active in self.screen.active_bindings.values():
             binding = active.binding
@@ -36,16 +57,41 @@ class ScreenActions(Provider):
             out.append((name, f"key {key}" + (f" · {binding.id}" if binding.id else ""), run))
         return out
 
-    async def discover(self) -> Hits:
-        for name, help_text, run in self._actions():
-            yield DiscoveryHit(name, run, help=help_text)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, run in self._actions():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), run, text=name, help=help_text)
+def batch_commands(app: BatchtopApp, batch_id: str) -> list[Command]:
+    """What can be done to one batch now: its audit timeline, and the actions its state allows
+    (none in read-only mode or before the API is connected)."""
+    out: list[Command] = [("Audit timeline of this batch", "every audit record of the batch",
+                           partial(app.open_audit, batch_id))]
+    services = app.services
+    if app.settings.read_only or services is None or services.actions is None:
+        return out
+    flows = app.flows
+    batch: BatchSnapshot | None = app.monitor_state.batches.get(batch_id)
+    running = batch is None or not batch.is_ended
+    if running:
+        out.append(("Cancel this batch", "asks first; finished results are kept",
+                    lambda: app.start_action(flows.cancel([batch_id]))))
+    if batch is None or batch.is_ended:
+        out.append(("Retry failed requests of this batch", "plans, shows, asks first",
+                    lambda: app.start_action(flows.retry(batch_id), follow_new=True)))
+        out.append(("Delete this batch", "asks first; local copies stay",
+                    lambda: app.start_action(flows.delete([batch_id]))))
+    out.append(("Attach requests to this batch", "a JSONL file, so failures can be retried",
+                lambda: app.start_action(flows.attach(batch_id))))
+    out.append(("Label this batch", "a local label, shown in the list",
+                lambda: app.start_action(flows.label(batch_id))))
+    return out
+
+
+class BatchActions(_Matching):
+    """On a screen about one batch (it has a `batch_id`): the actions on that batch."""
+
+    def commands(self) -> list[Command]:
+        batch_id = getattr(self.screen, "batch_id", None)
+        if not isinstance(batch_id, str):
+            return []
+        return batch_commands(cast("BatchtopApp", self.app), batch_id)
 
 
 class GoToBatch(Provider):

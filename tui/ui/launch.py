@@ -4,21 +4,61 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 
+from tui.core.timefmt import utcnow
 from tui.paths import locations
+from tui.service.actions import Actions
+from tui.service.alerting import AlertService
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog
+from tui.service.costing import CostService
 from tui.service.credentials import MissingApiKey
+from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
 from tui.settings import ConfigError, Settings, load_settings
-from tui.ui.app import BatchtopApp, Services, ServicesFactory
+from tui.ui.app import BatchtopApp, Clock, Services, ServicesFactory
+from tui.ui.screens.batch import store_for
 
 EXIT_USAGE = 2
 DEMO_KEY = "demo-key"
 DEMO_SPEED = 10.0  # the demo's emulator time runs this much faster than the wall clock
+DEMO_LEDGER_FILE = "demo-ledger.sqlite3"
+
+
+def assemble(
+    api: BatchesAPI,
+    audit: AuditLog,
+    monitor: Monitor,
+    settings: Settings,
+    ledger: Ledger,
+    *,
+    clock: Clock = utcnow,
+    where: str = "default",
+    on_close: Callable[[], Awaitable[None]] | None = None,
+) -> Services:
+    """Everything behind the UI around one API client: actions, alerts, costs, results store.
+
+    The client must not retry by itself (`max_retries=0`): the monitor backs off on its own
+    and a create must never be sent twice. The store is the one the batch screen reads.
+    """
+    store = store_for(api)
+    costs = CostService(store, settings, audit.directory)
+    # Actions and alerts write through a writer of their own (same files, same session): the
+    # monitor takes every line its writer still holds for a backlog of its own, and would
+    # report "audit log not written" whenever an action or an alert was being written.
+    writer = AuditLog(audit.directory, actor=audit.actor, session=audit.session,
+                      secrets=[api.client.api_key], clock=clock)
+    actions = Actions(api, ledger, writer, store, read_only=settings.read_only,
+                      prices=costs.prices, clock=clock)
+    alerts = AlertService(monitor, writer, settings, store=store, clock=clock)
+    return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
+                    on_close=on_close, actions=actions, store=store, alerts=alerts, costs=costs,
+                    action_audit=writer)
 
 
 async def live_services(settings: Settings, api_key: str) -> Services:
@@ -26,7 +66,7 @@ async def live_services(settings: Settings, api_key: str) -> Services:
     api = BatchesAPI.connect(api_key, settings.base_url, max_retries=0)
     audit = AuditLog(locations().audit, secrets=[api_key])
     monitor = Monitor(api, audit, settings.cadence)
-    return Services(api=api, audit=audit, monitor=monitor, where=settings.profile)
+    return assemble(api, audit, monitor, settings, Ledger(), where=settings.profile)
 
 
 def scaled_sleep(speed: float) -> Callable[[float], Awaitable[object]]:
@@ -36,6 +76,15 @@ def scaled_sleep(speed: float) -> Callable[[float], Awaitable[object]]:
         await asyncio.sleep(seconds / speed)
 
     return sleep
+
+
+def demo_ledger(clock: Clock) -> Ledger:
+    """A ledger of its own for the demo, emptied at every start like the demo's emulator."""
+    path = locations().data / DEMO_LEDGER_FILE
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    return Ledger(path, clock=clock)
 
 
 async def demo_services(settings: Settings, speed: float = DEMO_SPEED) -> Services:
@@ -50,8 +99,8 @@ async def demo_services(settings: Settings, speed: float = DEMO_SPEED) -> Servic
     audit = AuditLog(locations().audit, secrets=[DEMO_KEY], clock=clock)
     monitor = Monitor(api, audit, settings.cadence, clock=clock, sleep=scaled_sleep(speed))
     where = f"demo · local emulator ×{speed:g}" if speed != 1 else "demo · local emulator"
-    return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
-                    on_close=emulator.stop)
+    return assemble(api, audit, monitor, settings, demo_ledger(clock), clock=clock,
+                    where=where, on_close=emulator.stop)
 
 
 def build_app(args: argparse.Namespace, settings: Settings) -> BatchtopApp:

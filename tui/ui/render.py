@@ -1,18 +1,22 @@
-"""Untrusted values made inert rich Text: status, outcome bar, counts, result types, styles."""
+"""The shared cells of every view: styles by name, status, outcome bar, counts, result types.
+
+Untrusted values become inert rich Text here, and the list, a batch and a result agree on
+glyphs and colours because they all draw them with these helpers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.core.batch_view import Shown, bar_segments, shown_status
+from tui.core.batch_view import Segment, Shown, bar_segments, shown_status
 from tui.core.errors import RetryClass
 from tui.core.models import BatchSnapshot, RequestCounts
 from tui.core.sanitize import safe_cell, safe_text
-from tui.ui.batch_rows import BAR_GLYPHS, STATUS_GLYPHS, CellStyles
 
 # Style names every styled view resolves from its own component classes (`<prefix>--<name>`),
 # with one set of colour rules (`style_css`), so the list, the batch and a result agree.
@@ -66,6 +70,32 @@ RETRY_CLASS_STYLES: Mapping[RetryClass, str] = {
     RetryClass.UNKNOWN: "warning",
 }
 DASH = "–"
+
+# Status glyphs carry the meaning without colour (NO_COLOR, monochrome terminals).
+STATUS_GLYPHS: Mapping[Shown, str] = {
+    Shown.RUNNING: "● running",
+    Shown.CANCELING: "◐ canceling",
+    Shown.CLEAN: "✓ ended",
+    Shown.FAILURES: "✗ failures",
+    Shown.CANCELED: "⊘ canceled",
+    Shown.ARCHIVED: "▪ archived",
+}
+BAR_GLYPHS: Mapping[Segment, str] = {
+    Segment.SUCCEEDED: "█",
+    Segment.FAILED: "▒",
+    Segment.CANCELED: "╌",
+    Segment.PROCESSING: "░",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CellStyles:
+    """Rich styles by name (see STYLE_NAMES); a missing name means no style."""
+
+    styles: Mapping[str, Style]
+
+    def __call__(self, name: str) -> Style:
+        return self.styles.get(name) or Style()
 
 
 def component_classes(prefix: str) -> set[str]:

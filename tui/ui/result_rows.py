@@ -13,8 +13,7 @@ from rich.text import Text
 from tui.core.batch_view import TextFilter
 from tui.core.results import IndexRow
 from tui.service.results_store import ResultFilter
-from tui.ui.batch_rows import CellStyles
-from tui.ui.render import RETRY_CLASS_STYLES, count_text, inert, result_type_text
+from tui.ui.render import RETRY_CLASS_STYLES, CellStyles, count_text, inert, result_type_text
 from tui.ui.widgets.vtable import Column, ListSource
 
 CUSTOM_ID_WIDTH = 30

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
-from typing import ClassVar, Protocol, cast
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, cast
 
-from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from tui.core.batch_view import FilterError, TextFilter
 from tui.core.events import RESULTS_PREFIX, Event
-from tui.core.models import BatchSnapshot
-from tui.core.results import ERRORED, DownloadProgress, ErrorGroup, StoreStatus, UsageTotals
+from tui.core.models import CANCELING, BatchSnapshot
+from tui.core.results import ERRORED, DownloadProgress, ErrorGroup, StoreStatus
 from tui.core.sanitize import safe_cell
+from tui.paths import locations
+from tui.service.actions import Actions
 from tui.service.api import ApiError, BatchesAPI
+from tui.service.costing import CostService
 from tui.service.ledger import Ledger
 from tui.service.ledger import default_path as ledger_path
 from tui.service.monitor import Monitor, MonitorState
@@ -34,10 +38,11 @@ from tui.service.results_store import (
     ResultsStore,
     workspace_key,
 )
-from tui.ui.batch_rows import CellStyles
+from tui.settings import Settings
+from tui.ui.action_flows import ActionFlows
 from tui.ui.clipboard import copy_value
 from tui.ui.messages import MonitorUpdated
-from tui.ui.render import component_classes, resolve_styles, style_css
+from tui.ui.render import CellStyles, component_classes, resolve_styles, style_css
 from tui.ui.result_rows import (
     MISSING,
     MISSING_COLUMNS,
@@ -50,14 +55,23 @@ from tui.ui.result_rows import (
     parse_search,
     view_bar,
 )
+from tui.ui.screens.merged import MergedScreen
 from tui.ui.screens.result import ResultScreen
-from tui.ui.widgets.batch_summary import BatchSummary, Phase, ResultsState, live_text
+from tui.ui.widgets.batch_summary import (
+    BatchSummary,
+    Lineage,
+    Phase,
+    ResultsState,
+    cost_text,
+    lineage_text,
+    live_text,
+)
 from tui.ui.widgets.error_summary import ErrorSummary
 from tui.ui.widgets.vtable import Column, ListSource, VirtualTable
 
 RESULTS_OPENED = RESULTS_PREFIX + "opened"
-
-CostHook = Callable[[BatchSnapshot | None, Mapping[str, UsageTotals]], Text | None]
+T = TypeVar("T")
+Flow = Callable[[ActionFlows], Coroutine[Any, Any, bool]]
 
 HELP_INTRO = (
     "One batch. While it runs: its live state (polled every few seconds while open); when it "
@@ -69,7 +83,12 @@ HELP_INTRO = (
     "/ searches custom_id: plain text matches a substring, anything else is a case-insensitive "
     "regex (a re: prefix is accepted; ! in front inverts), as in the batches list. enter keeps "
     "the search; esc clears it; n / N jump between matches. s sorts by the column under the "
-    "column cursor (left / right move it). enter opens a result, y copies its custom_id."
+    "column cursor (left / right move it). enter opens a result, y copies its custom_id.\n"
+    "c cancels a running batch; R retries the failed requests of an ended one, D deletes it; "
+    "a attaches the request file it was made from, t sets a local label (each asks first, and "
+    "none is offered read-only). After a retry the header names the lineage, and M lists the "
+    "final outcome of every request across the original and its retries. T shows the batch's "
+    "audit timeline. The header also shows what the batch cost once its results are stored."
 )
 
 
@@ -118,9 +137,26 @@ class DownloadProgressed(Message, bubble=False):
 @dataclass(frozen=True, slots=True)
 class _Extras:
     groups: list[ErrorGroup]
-    usage: dict[str, UsageTotals]
     submitted: int | None
     missing: list[str] | None
+
+
+class _Keys(NamedTuple):
+    """Everything `check_action` depends on."""
+
+    has_rows: bool
+    has_missing: bool
+    error_types: bool
+    searched: bool
+    read_only: bool
+    cancelable: bool  # running, no cancel requested yet
+    ended: bool
+    failures: bool  # ended with errored, expired or canceled requests
+    related: bool  # an original with retries, or a retry
+
+
+_CHANGES = frozenset({"cancel_batch", "retry_batch", "delete_batch", "attach", "label"})
+"""Actions that change a batch (or the local ledger): none is offered read-only."""
 
 
 class BatchScreen(Screen[None]):
@@ -131,9 +167,6 @@ class BatchScreen(Screen[None]):
 
     INGEST_REFRESH_S: ClassVar[float] = 0.25
     """Least time between two table refreshes while results are coming in."""
-
-    cost_line: ClassVar[CostHook | None] = None
-    """Hook: a line of cost for the summary, from the batch and its usage per model."""
 
     _TYPES = Binding.Group("by type", compact=True)
     _MATCH = Binding.Group("match", compact=True)
@@ -154,6 +187,13 @@ class BatchScreen(Screen[None]):
         Binding("y", "copy_id", "Copy id", id="batch.copy_id"),
         Binding("r", "refresh", "Refresh / retry", id="batch.refresh"),
         Binding("p", "app.toggle_pause", "Pause", show=False, id="batch.pause"),
+        Binding("c", "cancel_batch", "Cancel", id="batch.cancel"),
+        Binding("R", "retry_batch", "Retry failed", id="batch.retry"),
+        Binding("D", "delete_batch", "Delete", id="batch.delete"),
+        Binding("a", "attach", "Attach requests", show=False, id="batch.attach"),
+        Binding("t", "label", "Label", show=False, id="batch.label"),
+        Binding("M", "merged", "Merged", id="batch.merged"),
+        Binding("T", "timeline", "Timeline", id="batch.timeline"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("batch")
@@ -189,7 +229,8 @@ class BatchScreen(Screen[None]):
         self._cache: RowCache | None = None
         self._rows: ResultRows | ListSource | None = None
         self._view = ResultView()
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # results per type, as last counted
+        self._final_counts: dict[str, int] | None = None  # counted after the download
         self._missing: list[str] | None = None
         self._submitted: int | None = None
         self._search_error: str | None = None
@@ -197,7 +238,9 @@ class BatchScreen(Screen[None]):
         self._editing_from: TextFilter | None = None  # the search before `/` (esc restores)
         self._last_refresh = 0.0
         self._querying = False
-        self._bindings_key: tuple[bool, ...] = ()
+        self._bindings_key: _Keys | None = None
+        self._lineage = Lineage()
+        self._local_costs: CostService | None = None
         self._query_wanted = False
         self._opened_recorded = False
         self._styles = CellStyles({})
@@ -208,13 +251,38 @@ class BatchScreen(Screen[None]):
     def host(self) -> BatchHost:
         return cast(BatchHost, self.app)
 
+    def _service(self, name: str) -> object:
+        """An optional service of the app; None when it has none or has not started it yet."""
+        try:
+            return getattr(self.app, name, None)
+        except RuntimeError:
+            return None
+
     @property
     def store(self) -> ResultsStore:
         """The results store (the app's `results_store` when it has one)."""
         if self._store is None:
-            shared = getattr(self.app, "results_store", None)
+            shared = self._service("results_store")
             self._store = shared if isinstance(shared, ResultsStore) else store_for(self.host.api)
         return self._store
+
+    def _given_ledger(self) -> Ledger | None:
+        """The request ledger given or held by the app (None: open the default one)."""
+        if self._ledger is not None:
+            return self._ledger
+        for found in (self._service("ledger"), getattr(self._service("actions"), "ledger", None)):
+            if isinstance(found, Ledger):
+                return found
+        return None
+
+    @property
+    def read_only(self) -> bool:
+        return bool(getattr(self._service("settings"), "read_only", False))
+
+    @property
+    def lineage(self) -> Lineage:
+        """Where the batch sits among retries (from the request ledger)."""
+        return self._lineage
 
     @property
     def phase(self) -> Phase:
@@ -268,6 +336,7 @@ class BatchScreen(Screen[None]):
         self._styles = resolve_styles(self, "batch")
         self._focus_polling(self.batch_id)
         self.set_interval(1.0, self._tick)
+        self._load_ledger_facts()
         self._start()
 
     def on_unmount(self) -> None:
@@ -332,7 +401,9 @@ class BatchScreen(Screen[None]):
         batch = message.state.batches.get(self.batch_id)
         if batch is None or not self.is_mounted:
             return
-        self._batch = batch
+        first_look, self._batch = self._batch is None, batch
+        if first_look and self._phase is Phase.READY:
+            self._load_cost()  # opened from the store before the monitor knew the batch
         if self._phase in (Phase.LIVE, Phase.LOADING) or (
             self._phase is Phase.NOT_FOUND and batch.is_ended
         ):
@@ -385,7 +456,6 @@ class BatchScreen(Screen[None]):
                 self._set_phase(Phase.READY)
             else:
                 self._set_phase(Phase.INCOMPLETE, status.last_error)
-        self._counts = {}  # counted again, now that the download is over
         if self._status is not None:
             self._results_ready("download")
 
@@ -395,6 +465,7 @@ class BatchScreen(Screen[None]):
     def _new_download(self) -> None:
         """A (new) download rewrites the index: cached rows and rendered strips are stale."""
         self._version = next_version()
+        self._final_counts = None
         if self._cache is not None:
             self._cache.clear()
 
@@ -416,6 +487,7 @@ class BatchScreen(Screen[None]):
         """Results are in the store (all or part): show them, their failures, and audit it."""
         self._requery()
         self._load_extras()
+        self._load_cost()
         if not self._opened_recorded:
             self._opened_recorded = True
             self._record_opened(source)
@@ -461,8 +533,9 @@ class BatchScreen(Screen[None]):
             self._show_source(missing_rows(self._missing or [], self._styles), MISSING_COLUMNS)
             return
         store, batch_id, lines = self.store, self.batch_id, self._known_lines()
-        # The counts per type change only while results come in.
-        counted = self._counts if self._phase is not Phase.DOWNLOADING else None
+        # The counts per type change only while results come in: count once after that.
+        settled, version = self._phase is not Phase.DOWNLOADING, self._version
+        counted = self._final_counts if settled else None
 
         def query() -> tuple[Sequence[int], dict[str, int]]:
             seqs: Sequence[int]
@@ -471,7 +544,7 @@ class BatchScreen(Screen[None]):
             else:
                 seqs = store.row_ids(batch_id, order_by=view.order_by,
                                      descending=view.descending, **view.filters())
-            return seqs, counted or store.type_counts(batch_id)
+            return seqs, counted if counted is not None else store.type_counts(batch_id)
 
         try:
             seqs, counts = await asyncio.to_thread(query)
@@ -482,6 +555,8 @@ class BatchScreen(Screen[None]):
         if view != self._view:
             return  # the view changed meanwhile; the query that follows shows it
         self._counts = counts
+        if settled and version == self._version:
+            self._final_counts = counts
         if self._cache is None:
             self._cache = RowCache(store, batch_id)
         self._show_source(ResultRows(seqs, self._cache, self._styles, self._version),
@@ -502,25 +577,61 @@ class BatchScreen(Screen[None]):
 
     @work(exclusive=True, group="extras", exit_on_error=False, name="failure summary")
     async def _load_extras(self) -> None:
-        store, batch_id = self.store, self.batch_id
-        ledger = self._ledger or getattr(self.app, "ledger", None)
-        given = ledger if isinstance(ledger, Ledger) else None
+        store, batch_id, given = self.store, self.batch_id, self._given_ledger()
 
         def load() -> _Extras:
-            submitted = _submitted_ids(given, batch_id)
+            submitted = _with_ledger(given, lambda ledger: _submitted_ids(ledger, batch_id))
             missing = (store.missing_custom_ids(batch_id, submitted)
                        if submitted is not None else None)
-            return _Extras(store.error_summary(batch_id), store.usage_totals(batch_id),
+            return _Extras(store.error_summary(batch_id),
                            len(submitted) if submitted is not None else None, missing)
 
         extras = await asyncio.to_thread(load)
         self._submitted, self._missing = extras.submitted, extras.missing
         self.errors.show(extras.groups, self._styles, len(extras.missing or ()))
-        hook = type(self).cost_line
-        if hook is not None:
-            self.summary.set_cost(hook(self._batch, extras.usage))
         self._show_state()
         self._sync_bindings()
+
+    @work(exclusive=True, group="ledger", exit_on_error=False, name="batch lineage")
+    async def _load_ledger_facts(self) -> None:
+        """The local label and the retry lineage (again after a retry, a label or an attach)."""
+        batch_id, given = self.batch_id, self._given_ledger()
+        found = await asyncio.to_thread(
+            _with_ledger, given, lambda ledger: _ledger_facts(ledger, batch_id))
+        label, lineage = found if found is not None else (None, Lineage())
+        self._lineage = lineage
+        summary = self.summary
+        summary.notes = replace(summary.notes, label=label,
+                                lineage=lineage_text(lineage, self._styles))
+        self._show_state()
+
+    def _cost_service(self) -> CostService | None:
+        """The app's cost service when it prices from a store; else one of this screen's."""
+        shared = self._service("costs")
+        if isinstance(shared, CostService) and shared.store is not None:
+            return shared
+        return self._local_costs
+
+    @work(exclusive=True, group="cost", exit_on_error=False, name="batch cost")
+    async def _load_cost(self) -> None:
+        """The cost line, once the batch has ended and its results are all stored."""
+        batch = self._batch
+        if batch is None or not batch.is_ended:
+            return
+        costs = self._cost_service()
+        if costs is None:
+            store = self.store
+            settings = self._service("settings")
+            config = settings if isinstance(settings, Settings) else Settings()
+            costs = self._local_costs = await asyncio.to_thread(
+                CostService, store, config, locations().audit)
+        cost = await asyncio.to_thread(costs.batch_cost, batch)
+        if cost is None:
+            return
+        summary = self.summary
+        summary.notes = replace(summary.notes,
+                                cost=cost_text(cost, costs.warnings, self._styles))
+        self._show_state()
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -560,12 +671,23 @@ class BatchScreen(Screen[None]):
             self._requery()
         self._sync_bindings()
 
-    def _bindings_state(self) -> tuple[bool, bool, bool, bool]:
-        """Everything `check_action` depends on."""
+    def _bindings_state(self) -> _Keys:
         has_rows = self._status is not None or self._phase is Phase.DOWNLOADING
         error_types = self.is_mounted and any(
             g.result_type == ERRORED for g in self.errors.groups)
-        return has_rows, bool(self._missing), error_types, self._last_search is not None
+        batch = self._batch
+        ended = batch is not None and batch.is_ended
+        counts = batch.request_counts if batch is not None else None
+        return _Keys(
+            has_rows, bool(self._missing), error_types, self._last_search is not None,
+            self.read_only,
+            cancelable=batch is not None and not ended
+            and batch.processing_status != CANCELING and batch.cancel_initiated_at is None,
+            ended=ended,
+            failures=ended and counts is not None
+            and counts.errored + counts.expired + counts.canceled > 0,
+            related=self._lineage.related,
+        )
 
     def _sync_bindings(self) -> None:
         # A refresh rebuilds the footer: only when an answer of check_action may change.
@@ -575,16 +697,94 @@ class BatchScreen(Screen[None]):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        has_rows, has_missing, error_types, searched = self._bindings_state()
+        keys = self._bindings_state()
         if action == "kind":
-            return has_missing if parameters and parameters[0] == MISSING else has_rows
+            return keys.has_missing if parameters and parameters[0] == MISSING else keys.has_rows
         if action in ("start_search", "copy_id"):
-            return has_rows
+            return keys.has_rows
         if action == "cycle_error_type":
-            return error_types
+            return keys.error_types
         if action == "match":
-            return searched and has_rows
+            return keys.searched and keys.has_rows
+        if action in _CHANGES and keys.read_only:
+            return False
+        if action == "cancel_batch":
+            return keys.cancelable
+        if action == "retry_batch":
+            return keys.failures
+        if action == "delete_batch":
+            return keys.ended
+        if action == "merged":
+            return keys.related
         return True
+
+    # -- actions on the batch -----------------------------------------------------------------
+
+    def action_cancel_batch(self) -> None:
+        self._run_flow("cancel", lambda flows: flows.cancel([self.batch_id]))
+
+    def action_retry_batch(self) -> None:
+        self._run_flow("retry", lambda flows: flows.retry(self.batch_id),
+                       then=self._load_ledger_facts)
+
+    def action_delete_batch(self) -> None:
+        self._run_flow("delete", lambda flows: flows.delete([self.batch_id]),
+                       then=self._leave_deleted)
+
+    def action_attach(self) -> None:
+        self._run_flow("attach requests", lambda flows: flows.attach(self.batch_id),
+                       then=self._attached)
+
+    def action_label(self) -> None:
+        self._run_flow("label", lambda flows: flows.label(self.batch_id),
+                       then=self._load_ledger_facts)
+
+    def _run_flow(self, name: str, flow: Flow, then: Callable[[], object] | None = None) -> None:
+        """Start the app's flow (it outlives this screen); `then` runs here when it succeeds."""
+        flows = self._service("flows")
+        if not isinstance(flows, ActionFlows):
+            self.notify("actions are not available: not connected to the API yet",
+                        severity="warning")
+            return
+        worker = flows.run(flow(flows), name=name)
+        if then is not None:
+            self._after_flow(worker, then)
+
+    @work(group="flow", exit_on_error=False, name="after action")
+    async def _after_flow(self, worker: Worker[bool], then: Callable[[], object]) -> None:
+        try:
+            done = await worker.wait()
+        except (WorkerCancelled, WorkerFailed):  # a failure is reported by the app
+            return
+        if done and self.is_mounted:
+            then()
+
+    def _leave_deleted(self) -> None:
+        if self.is_current:
+            self.dismiss(None)
+
+    def _attached(self) -> None:
+        self._load_ledger_facts()
+        if self._status is not None:
+            self._load_extras()  # the submitted requests are known now: "6" may list some
+
+    def action_merged(self) -> None:
+        actions = self._service("actions")
+        if not isinstance(actions, Actions):
+            self.notify("the merged view is not available: not connected to the API yet",
+                        severity="warning")
+            return
+        batch_id = self.batch_id
+        self.app.push_screen(MergedScreen(batch_id, lambda: actions.merged_outcomes(batch_id)))
+
+    def action_timeline(self) -> None:
+        try:
+            module = importlib.import_module("tui.ui.screens.audit")
+            screen: Screen[Any] = module.AuditScreen(batch_id=self.batch_id)
+        except (ImportError, AttributeError):
+            self.notify("audit viewer not available", severity="warning")
+            return
+        self.app.push_screen(screen)
 
     def action_kind(self, kind: str) -> None:
         self.set_view(replace(self._view, kind=kind, error_type=None))
@@ -728,18 +928,26 @@ class BatchScreen(Screen[None]):
         self._show_state()
 
 
-def _submitted_ids(ledger: Ledger | None, batch_id: str) -> list[str] | None:
+def _with_ledger(given: Ledger | None, read: Callable[[Ledger], T]) -> T | None:
+    """`read` the given ledger, else the default one when it exists (None when it does not)."""
+    if given is not None:
+        return read(given)
+    path = ledger_path()
+    if not path.exists():
+        return None
+    with Ledger(path) as ledger:
+        return read(ledger)
+
+
+def _submitted_ids(ledger: Ledger, batch_id: str) -> list[str] | None:
     """The custom_ids the request ledger recorded for the batch, None when it knows none."""
-    owned = None
-    if ledger is None:
-        path = ledger_path()
-        if not path.exists():
-            return None
-        ledger = owned = Ledger(path)
-    try:
-        if not ledger.has_requests(batch_id):
-            return None
-        return ledger.custom_ids_for(batch_id)
-    finally:
-        if owned is not None:
-            owned.close()
+    return ledger.custom_ids_for(batch_id) if ledger.has_requests(batch_id) else None
+
+
+def _ledger_facts(ledger: Ledger, batch_id: str) -> tuple[str | None, Lineage]:
+    """The batch's local label and where it sits among retries."""
+    chain = ledger.lineage_of(batch_id)
+    children = tuple((child, ledger.generation(child)) for child in ledger.children_of(batch_id))
+    lineage = Lineage(chain[-2] if len(chain) > 1 else None, ledger.generation(batch_id),
+                      children)
+    return ledger.label_for(batch_id), lineage

@@ -1,16 +1,18 @@
-"""The batches list: live rows, status and regex filters, sort, "+N new", the event pane."""
+"""The batches list: live rows, filters, sort, "+N new", the event pane, actions on batches."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -26,7 +28,8 @@ from tui.core.batch_view import (
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 from tui.service.monitor import MonitorState
-from tui.ui.batch_rows import BatchRows, CellStyles, columns_for
+from tui.ui.action_flows import ActionFlows
+from tui.ui.batch_rows import BatchRows, CellStyles, RowExtras, columns_for, eta_cell
 from tui.ui.messages import MonitorUpdated
 from tui.ui.render import component_classes, resolve_styles, style_css
 from tui.ui.widgets.event_pane import EventPane
@@ -40,6 +43,10 @@ AGE_REFRESH_TICKS = 5  # re-render ages and countdowns every this many header ti
 
 _STATUS = Binding.Group("status")
 _MATCH = Binding.Group("match")
+NOTE_WIDTH = 90
+
+# Actions that change batches or the ledger: removed in read-only mode.
+WRITE_ACTIONS = frozenset({"cancel", "delete", "retry", "submit", "attach", "label"})
 
 STATUS_KEYS: dict[str, StatusFilter] = {
     "all": StatusFilter.ALL,
@@ -53,8 +60,19 @@ HELP_INTRO = (
     "move on a refresh; batches that arrive above the view show as a \"+N new\" hint (r or a "
     "click shows them).\n"
     "/ filters by a regex over the id and label (start with ! to invert); enter keeps it, esc "
-    "clears it, and n / N then jump between matches in the full list. 1-4 filter by status. "
-    "s sorts by the column under the column cursor (left / right move it), again inverts.\n"
+    "clears it, and n / N then jump between matches in the full list; a second esc forgets "
+    "the search, and n starts a new submit again. 1-4 filter by status. s sorts by the "
+    "column under the column cursor (left / right move it), again inverts.\n"
+    "c cancels, D deletes, R retries the failed requests, a attaches the request file a batch "
+    "was made from, t labels: the marked batches (space) when there are any, else the one "
+    "under the cursor. n submits a JSONL file as new batches. Each asks first; read-only "
+    "mode ([RO]) removes them.\n"
+    "lineage: ↻2 …a1b2c3d is the second retry down a line, with the end of its parent's id; "
+    "the parent shows retried ×N. eta: expected end of a running batch, the median duration "
+    "of past batches of a similar size (the line above the table gives the basis). cost: "
+    "what an ended batch cost at batch rates, once its results are stored (open it); the "
+    "header sums the batches that ended today. Rows of batches with an alert are "
+    "highlighted; A opens the audit log.\n"
     "Polling pauses while a dialog is open. Remap any key by its binding id in the [keymap] "
     "table of the config file."
 )
@@ -84,12 +102,21 @@ class BatchesScreen(Screen[None]):
         Binding("3", "status('ended')", "Ended", group=_STATUS, id="batches.status_ended"),
         Binding("4", "status('failures')", "With failures", group=_STATUS,
                 id="batches.status_failures"),
+        # `n` jumps to the next match while a search is active, else starts a new submit
+        # (check_action hides whichever of the two does not apply).
         Binding("n", "match(False)", "Next match", group=_MATCH, id="batches.next_match"),
         Binding("N", "match(True)", "Previous match", group=_MATCH, id="batches.prev_match"),
         Binding("escape", "clear_filter", "Clear filter", id="batches.clear_filter"),
+        Binding("c", "cancel", "Cancel", id="batches.cancel"),
+        Binding("R", "retry", "Retry", id="batches.retry"),
+        Binding("n", "submit", "Submit", id="batches.submit"),
+        Binding("t", "label", "Label", id="batches.label"),
+        Binding("D", "delete", "Delete", show=False, id="batches.delete"),
+        Binding("a", "attach", "Attach requests", show=False, id="batches.attach"),
         Binding("r", "refresh", "Refresh", id="batches.refresh"),
         Binding("p", "app.toggle_pause", "Pause", id="batches.pause"),
         Binding("L", "toggle_events", "Events", id="batches.events"),
+        Binding("A", "audit", "Audit log", show=False, id="batches.audit"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = component_classes("batches")
@@ -109,7 +136,8 @@ class BatchesScreen(Screen[None]):
         self._pending: set[str] = set()  # new batches held back above the cursor
         self._dirty = False
         self._ticks = 0
-        self._has_labels = False
+        self._columns_key: tuple[bool, bool] = (False, False)  # (labels, lineage) shown
+        self._follow: str | None = None  # a batch this session created: the cursor goes there
 
     @property
     def batches_app(self) -> BatchtopApp:
@@ -121,6 +149,7 @@ class BatchesScreen(Screen[None]):
         yield StatusHeader(self._info, id="header")
         with Horizontal(id="view-bar"):
             yield Static(id="view-info")
+            yield Static(id="row-note")
             yield Static(id="new-hint")
         table = VirtualTable(columns_for(False), id="batches")
         table.sort_column = self._spec.sort_key
@@ -133,7 +162,9 @@ class BatchesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.query_one("#events", EventPane).display = False
+        pane = self.query_one("#events", EventPane)
+        pane.display = False
+        pane.border_title = "events · A opens the audit log"
         self.query_one("#new-hint", Static).display = False
         self.header.set_info(self._info)  # it may have changed while composing
         self.table.focus()
@@ -186,42 +217,82 @@ class BatchesScreen(Screen[None]):
 
     def _apply_state(self, state: MonitorState, *, rebuild: bool) -> None:
         now = self._now()
-        self.header.show(state, summarize(state.batches.values(), now, self._info.tz), now)
+        self._show_header(now)
         if rebuild:
             self._rebuild(now, data_changed=True)
         pane = self.query_one("#events", EventPane)
         if pane.display:
             pane.feed(state.recent_events)
 
+    def _show_header(self, now: datetime) -> None:
+        state = self._state
+        cost = self.batches_app.cost_today
+        self.header.show(state, summarize(self._listed(), now, self._info.tz), now,
+                         cost_today=cost.label() if cost is not None and cost.lines else None)
+
     def tick(self) -> None:
         """Called every second by the app: header freshness; ages every few ticks."""
         if not self.is_mounted or not self.is_active:  # nothing ticks under a dialog
             return
+        try:
+            header, table = self.header, self.table
+        except NoMatches:  # the app is closing: the widgets are already gone
+            return
         now = self._now()
-        self.header.tick(now)
+        header.tick(now)
         self._ticks += 1
         if self._ticks % AGE_REFRESH_TICKS == 0 and self._rows is not None:
             self._rows = self._rows.at(now)
-            self.table.set_source(self._rows)
+            table.set_source(self._rows)
+            self._update_row_note()
 
     def refresh_labels(self) -> None:
+        """Labels, lineage, costs or alerts changed: draw the rows (and the header) again."""
         if self.is_mounted:
-            self._rebuild(self._now(), data_changed=False)
+            now = self._now()
+            self._show_header(now)
+            self._rebuild(now, data_changed=False)
 
     # -- the rows -----------------------------------------------------------------------------
 
     def _styles(self) -> CellStyles:
         return resolve_styles(self, "batches")
 
+    def _listed(self) -> list[BatchSnapshot]:
+        """The monitor's batches, less those deleted here (the monitor sees that later)."""
+        deleted = self.batches_app.deleted
+        batches = self._state.batches.values()
+        return [b for b in batches if b.id not in deleted] if deleted else list(batches)
+
+    def _extras(self) -> RowExtras:
+        """What the app knows about batches beside the API, for the rows."""
+        app = self.batches_app
+        costs = app.costs
+        if costs is None:
+            return RowExtras(labels=app.labels, lineage=app.lineage, alerted=app.alerted)
+
+        def cost(batch_id: str) -> str | None:
+            known = costs.peek(batch_id)
+            return known.label() if known is not None else None
+
+        def eta(batch: BatchSnapshot, now: datetime) -> tuple[str, str] | None:
+            found = costs.eta(batch, now)
+            return eta_cell(found, now) if found is not None else None
+
+        return RowExtras(labels=app.labels, lineage=app.lineage, cost=cost, eta=eta,
+                         alerted=app.alerted)
+
     def _rebuild(self, now: datetime, *, data_changed: bool) -> None:
         state = self._state
-        labels = self.batches_app.labels
-        has_labels = bool(labels)
+        extras = self._extras()
+        labels = extras.labels
+        shown = (bool(labels), any(key in state.batches for key in extras.lineage))
+        columns = columns_for(*shown)
         table = self.table
-        if has_labels != self._has_labels:
-            self._has_labels = has_labels
-            table.set_columns(columns_for(has_labels))
-        full = apply_view(state.batches.values(), self._spec, now, labels)
+        if shown != self._columns_key:
+            self._columns_key = shown
+            table.set_columns(columns)
+        full = apply_view(self._listed(), self._spec, now, labels)
         cursor_key = table.cursor_key
         if data_changed:
             self._hold_back(full, self._track_new(state), cursor_key)
@@ -229,7 +300,7 @@ class BatchesScreen(Screen[None]):
         if pending:
             pending.intersection_update(state.batches)
         view = [b for b in full if b.id not in pending] if pending else full
-        rows = BatchRows(view, now, self._styles(), labels, columns=columns_for(has_labels))
+        rows = BatchRows(view, now, self._styles(), columns=columns, extras=extras)
         screen_line = table.cursor_index - table.scroll_offset.y
         self._rows = rows
         table.set_source(rows)
@@ -238,10 +309,16 @@ class BatchesScreen(Screen[None]):
             index = rows.index_of(cursor_key)
             if index is not None and index - table.scroll_offset.y != screen_line:
                 table.scroll_to(y=max(0, index - screen_line), animate=False, force=True)
+        follow = self._follow
+        if follow is not None and follow in state.batches:
+            self._follow = None  # once listed; a filter may hide it, and that is fine
+            table.move_to_key(follow)
         self._update_view_bar()
+        self._update_row_note()
 
     def _hold_back(self, full: list[BatchSnapshot], new: set[str], cursor_key: str | None) -> None:
         """New batches that would land above the cursor wait in the "+N new" hint."""
+        new.discard(self._follow or "")  # created here: shown at once, with the cursor on it
         if not new or cursor_key is None:
             return
         for batch in full:
@@ -264,13 +341,18 @@ class BatchesScreen(Screen[None]):
     def _update_view_bar(self) -> None:
         rows, state, spec = self._rows, self._state, self._spec
         shown = len(rows) if rows is not None else 0
-        total = len(state.batches)
+        deleted = self.batches_app.deleted
+        total = len(state.batches) - len(deleted.intersection(state.batches))
         info = Text(no_wrap=True, overflow="ellipsis")
         info.append(f" {status_label(spec.status)}", style="bold")
         if spec.text is not None:
             info.append("  /")
             info.append(safe_cell(spec.text.text, 40))
             info.append("/")
+        elif self._search is not None:
+            info.append("  n/N: /", self._style("muted"))
+            info.append(safe_cell(self._search.text, 40), self._style("muted"))
+            info.append("/ (esc forgets)", self._style("muted"))
         if self._filter_error:
             info.append(f"  {self._filter_error}", self._style("error"))
         info.append(f"  ·  {shown:,} of {total:,}" if shown != total else f"  ·  {total:,}")
@@ -290,6 +372,21 @@ class BatchesScreen(Screen[None]):
 
     def _style(self, name: str) -> str:
         return str(self.get_component_rich_style(f"batches--{name}", partial=True))
+
+    def _update_row_note(self) -> None:
+        """The basis of the cursor row's ETA (the cell itself is only "~12m")."""
+        rows, key = self._rows, self.table.cursor_key
+        index = rows.index_of(key) if rows is not None and key is not None else None
+        eta = rows.eta(rows.batches[index]) if rows is not None and index is not None else None
+        note = self.query_one("#row-note", Static)
+        note.display = eta is not None
+        if eta is not None:
+            note.update(Text(f" eta {eta[0]} · {safe_cell(eta[1], NOTE_WIDTH)} ", no_wrap=True,
+                             overflow="ellipsis", style=self._style("muted")))
+
+    @on(VirtualTable.Highlighted, "#batches")
+    def _on_highlighted(self, event: VirtualTable.Highlighted) -> None:
+        self._update_row_note()
 
     # -- "+N new" -----------------------------------------------------------------------------
 
@@ -313,13 +410,18 @@ class BatchesScreen(Screen[None]):
     # -- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # None: shown (dimmed) but not run, so the key falls through to other bindings.
+        # False hides a binding and lets its key fall through to the next one (`n`);
+        # None shows it dimmed.
         if action == "match":
-            return True if self._search is not None else None
+            return self._search is not None
+        if action in WRITE_ACTIONS and self.batches_app.settings.read_only:
+            return False
+        if action == "submit":
+            return self._search is None
         if action == "start_filter":
             return not self._editing and not isinstance(self.app.focused, Input)
         if action == "clear_filter":
-            active = self._spec.text is not None or self._editing
+            active = self._spec.text is not None or self._editing or self._search is not None
             return True if active else None
         return True
 
@@ -350,6 +452,75 @@ class BatchesScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.reveal_new()
         self.batches_app.action_refresh_now()
+
+    # -- actions on batches (the flows ask, act, toast and refresh) ---------------------------
+
+    @property
+    def flows(self) -> ActionFlows:
+        return self.batches_app.flows
+
+    def targets(self) -> list[str]:
+        """The marked batches (in list order) when any are marked, else the cursor's batch."""
+        table = self.table
+        marked = table.marked
+        if marked:
+            ids = self._rows.ids if self._rows is not None else []
+            shown = [batch_id for batch_id in ids if batch_id in marked]
+            return shown + sorted(marked.difference(shown))
+        key = table.cursor_key
+        return [key] if key is not None else []
+
+    def _one_target(self, verb: str) -> str | None:
+        targets = self.targets()
+        if len(targets) == 1:
+            return targets[0]
+        if targets:
+            self.notify(f"{verb} works on one batch at a time: {len(targets)} are marked "
+                        "(space unmarks)", severity="warning", markup=False)
+        else:
+            self.notify("no batch under the cursor", severity="warning", markup=False)
+        return None
+
+    def _start(self, flow: Coroutine[Any, Any, bool], *, follow_new: bool = False) -> None:
+        self.batches_app.start_action(flow, follow_new=follow_new)
+
+    def action_cancel(self) -> None:
+        self._start(self.flows.cancel(self.targets()))
+
+    def action_delete(self) -> None:
+        self._start(self.flows.delete(self.targets()))
+
+    def action_retry(self) -> None:
+        target = self._one_target("retry")
+        if target is not None:
+            self._start(self.flows.retry(target), follow_new=True)
+
+    def action_submit(self) -> None:
+        self._start(self.flows.submit(), follow_new=True)
+
+    def action_attach(self) -> None:
+        target = self._one_target("attach")
+        if target is not None:
+            self._start(self.flows.attach(target))
+
+    def action_label(self) -> None:
+        target = self._one_target("label")
+        if target is not None:
+            self._start(self.flows.label(target))
+
+    def action_audit(self) -> None:
+        self.batches_app.open_audit()
+
+    def action_done(self, created: Sequence[str]) -> None:
+        """An action went through: the marks are spent; the cursor goes to a created batch."""
+        if not self.is_mounted:
+            return
+        self.table.clear_marks()
+        if not created:
+            return
+        self._follow = created[0]
+        self._pending.difference_update(created)
+        self._rebuild(self._now(), data_changed=False)
 
     def action_toggle_events(self) -> None:
         pane = self.query_one("#events", EventPane)
@@ -425,6 +596,11 @@ class BatchesScreen(Screen[None]):
         if self._spec.text is not None:
             self._search = self._spec.text
             self.set_spec(replace(self._spec, text=None))
+        elif self._search is not None:
+            # A second esc forgets the search: n starts a new submit again.
+            self._search = None
+            self._update_view_bar()
+            self.refresh_bindings()
 
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).display = False

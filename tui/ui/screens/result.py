@@ -16,10 +16,10 @@ from textual.widgets import Footer, Static
 from tui.core.errors import classify, nested_error_message, nested_error_type, verdict
 from tui.core.results import KNOWN_TYPES
 from tui.core.sanitize import safe_cell, safe_text
-from tui.ui.batch_rows import CellStyles
 from tui.ui.clipboard import copy_value
 from tui.ui.render import (
     RETRY_CLASS_STYLES,
+    CellStyles,
     byte_size,
     component_classes,
     resolve_styles,

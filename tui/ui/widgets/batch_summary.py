@@ -1,7 +1,8 @@
-"""The batch screen's header: id, status, times, the five counts with a bar, results state."""
+"""The batch screen's header: id, status, times, counts with a bar, results, lineage, cost."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -10,16 +11,21 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.core.batch_view import results_until
+from tui.core.cost import BatchCost, format_rate, format_usd
 from tui.core.models import COUNT_FIELDS, BatchSnapshot
 from tui.core.results import DownloadProgress, StoreStatus
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import human_duration, short_duration
-from tui.ui.batch_rows import CellStyles
-from tui.ui.render import byte_size, count_text, outcome_bar, rate_label, status_text
+from tui.ui.render import CellStyles, byte_size, count_text, outcome_bar, rate_label, status_text
 
 BAR_WIDTH = 24
 WINDOW_BAR = 48
 SEP = " · "
+ID_WIDTH = 64
+LABEL_WIDTH = 60
+NOTE_WIDTH = 150
+MAX_CHILDREN = 4  # retry batches named in the lineage line; the rest are counted
+MAX_NOTES = 4  # cost warnings shown; the rest are counted
 
 
 class Phase(StrEnum):
@@ -44,6 +50,29 @@ class ResultsState:
     error: str | None = None  # already reduced to one line by the screen
     submitted: int | None = None  # requests the ledger knows were sent (None: unknown)
     missing: int | None = None  # of those, how many have no result
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where the batch sits among retries, as the request ledger knows it."""
+
+    parent: str | None = None  # the batch this one retried
+    generation: int = 0  # 0 for an original, N for the N-th retry down a lineage
+    children: tuple[tuple[str, int], ...] = ()  # (retry batch id, its generation)
+
+    @property
+    def related(self) -> bool:
+        """Part of a retry family (so the merged view means something)."""
+        return self.parent is not None or bool(self.children)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderNotes:
+    """What the header shows beside the API's state: local label, lineage, cost."""
+
+    label: str | None = None
+    lineage: Text | None = None
+    cost: Text | None = None
 
 
 def clock_time(value: datetime, tz: tzinfo | None) -> str:
@@ -197,6 +226,58 @@ def _completeness(state: ResultsState, styles: CellStyles) -> Text | None:
     return line
 
 
+def lineage_text(lineage: Lineage, styles: CellStyles) -> Text | None:
+    """ "retry of msgbatch_… (gen 1) · retried as msgbatch_… (gen 2) · M merged view"."""
+    if not lineage.related:
+        return None
+    muted, heading = styles("muted"), styles("heading")
+    line = Text()
+    if lineage.parent is not None:
+        line.append("retry of ", muted)
+        line.append(safe_cell(lineage.parent, ID_WIDTH), heading)
+        line.append(f" (gen {lineage.generation})", muted)
+    if lineage.children:
+        if lineage.parent is not None:
+            line.append(SEP, muted)
+        line.append("retried as ", muted)
+        for n, (child, generation) in enumerate(lineage.children[:MAX_CHILDREN]):
+            if n:
+                line.append(", ", muted)
+            line.append(safe_cell(child, ID_WIDTH), heading)
+            line.append(f" (gen {generation})", muted)
+        more = len(lineage.children) - MAX_CHILDREN
+        if more > 0:
+            line.append(f" and {more:,} more", muted)
+    line.append(SEP + "M shows the final outcome of every request", muted)
+    return line
+
+
+def cost_text(cost: BatchCost, notes: Sequence[str], styles: CellStyles) -> Text:
+    """ "cost $12.34 at batch rates · saved $12.34 vs standard · cache hits 42%", then one
+    line per warning (models without a price, results not billed at the batch tier)."""
+    muted = styles("muted")
+    line = Text()
+    line.append("cost ", muted)
+    line.append(cost.label(), styles("heading"))
+    if not cost.lines:
+        line.append(SEP + "no request succeeded, so nothing was billed", muted)
+    elif any(item.priced for item in cost.lines):
+        line.append(" at batch rates", muted)
+        line.append(SEP + "saved ", muted)
+        line.append(format_usd(cost.saving))
+        line.append(" vs standard", muted)
+    if cost.cache_hit_rate is not None:
+        line.append(SEP + "cache hits ", muted)
+        line.append(format_rate(cost.cache_hit_rate))
+    warnings = [*cost.warnings, *notes]
+    for warning in warnings[:MAX_NOTES]:
+        line.append("\n ⚠ ", styles("warning"))
+        line.append(safe_cell(warning, NOTE_WIDTH), styles("warning"))
+    if len(warnings) > MAX_NOTES:
+        line.append(f"\n … and {len(warnings) - MAX_NOTES:,} more notes", muted)
+    return line
+
+
 def summary_text(
     batch_id: str,
     batch: BatchSnapshot | None,
@@ -204,12 +285,15 @@ def summary_text(
     now: datetime,
     styles: CellStyles,
     tz: tzinfo | None = None,
-    cost: Text | None = None,
+    notes: HeaderNotes | None = None,
 ) -> Text:
     """The whole header as inert Text (a pure function of its inputs)."""
+    notes = notes or HeaderNotes()
     head = Text(" ")
     head.append("batch ", styles("muted"))
-    head.append(safe_cell(batch_id, 64), styles("heading"))
+    head.append(safe_cell(batch_id, ID_WIDTH), styles("heading"))
+    if notes.label:
+        head.append(f"  “{safe_cell(notes.label, LABEL_WIDTH)}”")
     lines = [head]
     if batch is not None:
         head.append("  ")
@@ -221,8 +305,9 @@ def summary_text(
     completeness = _completeness(state, styles)
     if completeness is not None:
         lines.append(completeness)
-    if cost is not None:
-        lines.append(Text(" ").append_text(cost))
+    for extra in (notes.lineage, notes.cost):
+        if extra is not None:
+            lines.append(Text(" ").append_text(extra))
     return Text("\n").join(lines)
 
 
@@ -233,31 +318,23 @@ class BatchSummary(Widget):
     BatchSummary {
         height: auto;
         background: $panel;
-        padding: 0 0 0 0;
     }
     """
 
     def __init__(self, batch_id: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.batch_id = batch_id
-        self._text = Text(f" batch {safe_cell(batch_id, 64)}")
-        self._cost: Text | None = None
+        self._text = Text(f" batch {safe_cell(batch_id, ID_WIDTH)}")
+        self.notes = HeaderNotes()
+        """Label, lineage and cost lines; shown from the next `show`."""
 
     @property
     def plain(self) -> str:
         return self._text.plain
 
-    @property
-    def cost(self) -> Text | None:
-        return self._cost
-
-    def set_cost(self, cost: Text | None) -> None:
-        """The cost line under the counts (None hides it); shown from the next `show`."""
-        self._cost = cost
-
     def show(self, batch: BatchSnapshot | None, state: ResultsState, now: datetime,
              styles: CellStyles, tz: tzinfo | None = None) -> None:
-        text = summary_text(self.batch_id, batch, state, now, styles, tz, self._cost)
+        text = summary_text(self.batch_id, batch, state, now, styles, tz, self.notes)
         if text.plain != self._text.plain or text.spans != self._text.spans:
             self._text = text
             self.refresh(layout=True)

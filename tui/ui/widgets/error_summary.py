@@ -13,8 +13,7 @@ from textual.widgets.option_list import Option
 
 from tui.core.errors import RetryClass, verdict
 from tui.core.results import ERRORED, ErrorGroup
-from tui.ui.batch_rows import CellStyles
-from tui.ui.render import RETRY_CLASS_STYLES, inert
+from tui.ui.render import RETRY_CLASS_STYLES, CellStyles, inert
 from tui.ui.result_rows import MISSING
 
 TOP_MESSAGES = 3

@@ -1,4 +1,4 @@
-"""The two-line header: where you are, workspace totals, freshness, PAUSED / DEGRADED."""
+"""The two-line header: where you are, totals, cost today, freshness, PAUSED / DEGRADED."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ class StatusHeader(Widget):
         self._state = MonitorState()
         self._totals = Totals()
         self._now: datetime | None = None
+        self._cost_today: str | None = None
         self._text = Text()
         self._key: tuple[object, ...] = ()
 
@@ -71,8 +72,11 @@ class StatusHeader(Widget):
         self.info = info
         self._rebuild()
 
-    def show(self, state: MonitorState, totals: Totals, now: datetime) -> None:
+    def show(self, state: MonitorState, totals: Totals, now: datetime, *,
+             cost_today: str | None = None) -> None:
+        """`cost_today`: what the stored batches that ended today cost ("$12.30")."""
         self._state, self._totals, self._now = state, totals, now
+        self._cost_today = cost_today
         self._rebuild()
 
     def tick(self, now: datetime) -> None:
@@ -118,6 +122,10 @@ class StatusHeader(Widget):
         if totals.with_failures:
             line.append(" · ", self._style("muted"))
             line.append(f"{totals.with_failures:,} with failures", self._style("failures"))
+        if self._cost_today is not None:
+            line.append(" · ", self._style("muted"))
+            line.append(safe_cell(self._cost_today, 30))
+            line.append(" cost today", self._style("muted"))
         line.append("\n")
         line.append(" ")
         line.append(FETCHING_GLYPH if state.fetching else " ", self._style("muted"))
