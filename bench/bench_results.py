@@ -1,4 +1,4 @@
-"""Results download and index versus the SDK: cold open, warm reopen, filters and peak RSS.
+"""Results download and index versus the SDK: cold open, warm reopen, filters, cost, peak RSS.
 
 Starts a `large:N` emulator in this process (or, with --emulator-process, in its own process,
 as a remote API would be) and prints each figure with its ratio to the baseline measured in
@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,10 +29,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tui.core.cost import PriceTable, UsageTotals, cost_of
 from tui.core.models import BatchSnapshot
 from tui.core.results import DownloadProgress
 from tui.emulator.server import EmulatorConfig, start_emulator
-from tui.service.results_store import ResultsStore
+from tui.service.costing import CostService
+from tui.service.results_store import INDEX_FILE, ResultsStore
+from tui.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = "bench"
@@ -150,6 +154,59 @@ async def warm_open(client: anthropic.AsyncAnthropic, batch: BatchSnapshot, root
     return len(rows)
 
 
+def cold_regex(store: ResultsStore, bid: str, search: str) -> list[int]:
+    """A regex filter with the custom_id cache emptied first: what the first keystroke costs."""
+    store._ids.drop()
+    return store.row_ids(bid, search=search)
+
+
+def cost_figures(report: Report, store: ResultsStore, batch: BatchSnapshot) -> None:
+    """The exact cost from the index (one GROUP BY) against re-reading the raw lines."""
+    prices = PriceTable.shipped()
+    fresh = lambda: CostService(store, Settings(), store.directory, prices=prices)  # noqa: E731
+    index_ms, from_index = timed_query(lambda: fresh().batch_cost(batch))
+    raw_ms, from_raw = timed_query(lambda: cost_of(raw_usage(store, batch.id), prices,
+                                                   at=batch.created_at), runs=2)
+    same = from_index == from_raw
+    print("  (f) exact cost of the batch")
+    report.line("    CostService.batch_cost (index, 1 query)", f"{index_ms:.1f} ms",
+                f"same as the raw lines: {same}", same)
+    report.line("    re-reading every raw line (old)", f"{raw_ms:.1f} ms",
+                f"{raw_ms / max(index_ms, 1e-6):.0f}x the index")
+
+
+def raw_usage(store: ResultsStore, batch_id: str) -> UsageTotals:
+    totals = UsageTotals()
+    for line in store.iter_raw(batch_id, types={"succeeded"}):
+        message = orjson.loads(line)["result"]["message"]
+        totals.add(message.get("model") or "", message.get("usage") or {})
+    return totals
+
+
+def migration_figure(report: Report, root: Path, batch: BatchSnapshot) -> None:
+    """Reopen the store as the first index version left it: migrate, backfill the split."""
+    db_path = root / WORKSPACE / INDEX_FILE
+    with ResultsStore(root, WORKSPACE) as store:
+        before = store.usage_totals(batch.id)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for statement in (
+        "DROP VIEW results",
+        "ALTER TABLE result_rows DROP COLUMN cache_creation_5m",
+        "ALTER TABLE result_rows DROP COLUMN cache_creation_1h",
+        "ALTER TABLE batches DROP COLUMN split_pending",
+        "PRAGMA user_version = 1",
+    ):
+        conn.execute(statement)
+    conn.close()
+    started = time.perf_counter()
+    store = ResultsStore(root, WORKSPACE)
+    took = time.perf_counter() - started
+    same = store.backfilled == [batch.id] and store.usage_totals(batch.id) == before
+    store.close()
+    report.line("(g) v1 store reopened: migrate + backfill", f"{took:.3f} s",
+                f"once; totals as indexed today: {same}", same)
+
+
 def query_figures(report: Report, store: ResultsStore, bid: str) -> None:
     filters: list[tuple[str, Callable[[], Any]]] = [
         ("count type=errored", lambda: store.count(bid, types={"errored"})),
@@ -160,6 +217,14 @@ def query_figures(report: Report, store: ResultsStore, bid: str) -> None:
         ("row ids retry class retryable", lambda: store.row_ids(bid, retry_classes={"retryable"})),
         ("row ids search substring '0042'", lambda: store.row_ids(bid, search="0042")),
         ("row ids search regex 're:0042'", lambda: store.row_ids(bid, search="re:0042")),
+        ("  the same, cache cold (first keystroke)", lambda: cold_regex(store, bid, "re:0042")),
+        ("row ids regex '^item-0*4\\d\\d-', inverted", lambda: store.row_ids(
+            bid, search=r"re:^item-0*4\d\d-", invert=True)),
+        ("row ids regex + type=errored", lambda: store.row_ids(
+            bid, search="re:[13579]$", types={"errored"})),
+        ("row ids regex, by custom_id desc", lambda: store.row_ids(
+            bid, search="re:7", order_by="custom_id", descending=True)),
+        ("count regex 're:0042'", lambda: store.count(bid, search="re:0042")),
         ("row ids search inverted '-'", lambda: store.row_ids(bid, search="-", invert=True)),
         ("row ids, all, by seq", lambda: store.row_ids(bid)),
     ]
@@ -173,6 +238,8 @@ def query_figures(report: Report, store: ResultsStore, bid: str) -> None:
         ("type counts", lambda: store.type_counts(bid)),
         ("error summary", lambda: store.error_summary(bid)),
         ("usage totals", lambda: store.usage_totals(bid)),
+        ("row ids 're:0042' via SQLite REGEXP (old)", lambda: store._sql_row_ids(
+            bid, "seq", False, {"search": "re:0042"})),
     ]
     print(f"  (e) filters over {store.count(bid):,} rows, best of 5 "
           f"(target <= {TARGET_QUERY_MS:g} ms)")
@@ -193,7 +260,7 @@ async def rss_figure(report: Report, url: str, batch: BatchSnapshot) -> None:
     figures = json.loads(out.decode().strip().splitlines()[-1])
     rss = figures["rss_mb"]
     report.line(
-        "(f) peak RSS, a process with the batch open",
+        "(h) peak RSS, a process with the batch open",
         f"{rss:.0f} MB",
         f"<= {TARGET_RSS_MB:g} (after imports: {figures['imports_mb']:.0f} MB)",
         rss <= TARGET_RSS_MB,
@@ -306,6 +373,8 @@ async def measure(url: str, runs: int, typed_cap: int, own_process: bool) -> int
             )
             with ResultsStore(root, WORKSPACE) as store:
                 query_figures(report, store, batch.id)
+                cost_figures(report, store, batch)
+            migration_figure(report, root, batch)
         await rss_figure(report, url, batch)
     finally:
         await client.close()

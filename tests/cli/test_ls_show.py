@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from tui.commands.show import Details, details_json, details_lines
 from tui.core.cost import PriceTable, cost_of
 from tui.core.errors import RetryClass
 from tui.core.models import COUNT_FIELDS, BatchSnapshot
-from tui.core.results import ErrorGroup, StoreStatus, UsageTotals
+from tui.core.results import ErrorGroup, ModelTokenSums, StoreStatus
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 PRICES = PriceTable.from_toml('[models."claude-sonnet-4-6"]\ninput = 3.0\noutput = 15.0\n')
@@ -67,7 +68,7 @@ def test_ls_table_golden(capsys: pytest.CaptureFixture[str]) -> None:
 
 def details() -> Details:
     batch = BATCHES[2]
-    usage = {"claude-sonnet-4-6": UsageTotals(1600, 2_000_000, 500_000, 0, 700_000)}
+    usage = {"claude-sonnet-4-6": ModelTokenSums(1600, 2_000_000, 500_000, 0, 700_000)}
     return Details(
         batch, label=LABELS[batch.id], retries=("msgbatch_retry",),
         results=StoreStatus(batch.id, True, 2000, 2000, 1_234_567, downloaded_at=None),
@@ -149,3 +150,57 @@ def test_show_archived_and_unknown(cli: Cli) -> None:
     assert "archived: results can no longer be downloaded" in ran.out
     missing = cli("show", "msgbatch_nope")
     assert missing.code == EXIT_NOT_FOUND and "not_found_error" in missing.err
+
+
+def cached_line(custom_id: str, model: str, *, write_5m: int = 0, write_1h: int = 0,
+                tier: str = "batch") -> bytes:
+    usage = {
+        "input_tokens": 20_000, "output_tokens": 3_000, "cache_read_input_tokens": 50_000,
+        "cache_creation_input_tokens": write_5m + write_1h, "service_tier": tier,
+        "cache_creation": {"ephemeral_5m_input_tokens": write_5m,
+                           "ephemeral_1h_input_tokens": write_1h},
+    }
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+               "content": [], "stop_reason": "end_turn", "usage": usage}
+    return orjson.dumps(
+        {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
+    ) + b"\n"
+
+
+def batch_usd(lines: list[bytes]) -> float:
+    """By the published rules, from the raw lines: batch = 50 % of standard; cache reads 0.1x,
+    5-minute writes 1.25x, 1-hour writes 2x of the input price (shipped table)."""
+    total = Decimal(0)
+    for raw in lines:
+        message = orjson.loads(raw)["result"]["message"]
+        usage, split = message["usage"], message["usage"]["cache_creation"]
+        rate = PriceTable.shipped().lookup(message["model"])
+        assert rate is not None
+        price_in, price_out = rate.rate.input, rate.rate.output
+        standard = (usage["input_tokens"] * price_in
+                    + split["ephemeral_5m_input_tokens"] * price_in * Decimal("1.25")
+                    + split["ephemeral_1h_input_tokens"] * price_in * 2
+                    + usage["cache_read_input_tokens"] * price_in * Decimal("0.1")
+                    + usage["output_tokens"] * price_out)
+        total += standard / 2 / 1_000_000
+    return float(total)
+
+
+def test_show_prices_1h_cache_writes_and_warns_of_other_tiers(cli: Cli) -> None:
+    batch = cli.find(lambda b: b.is_ended and b.archived_at is None)
+    lines = [
+        cached_line("a", "claude-opus-4-6", write_1h=300_000),
+        cached_line("b", "claude-opus-4-6", write_5m=40_000, write_1h=80_000, tier="standard"),
+        cached_line("c", "claude-haiku-4-5", write_5m=10_000),
+    ]
+    with cli.store() as store:  # already downloaded: show reads the store, not the API
+        store.ingest(batch.id, lines)
+    ran = cli("show", batch.id, "--json")
+    assert ran.code == EXIT_OK, ran.err
+    shown = orjson.loads(ran.out)
+    assert shown["cost"]["batch_usd"] == pytest.approx(batch_usd(lines), abs=1e-6)
+    assert shown["usage"]["claude-opus-4-6"]["cache_creation_1h"] == 380_000
+    assert shown["usage"]["claude-opus-4-6"]["non_batch_tier"] == 1
+    text = cli("show", batch.id).out
+    assert ("claude-opus-4-6: 1 of 2 results report a service tier other than batch; "
+            "costs assume batch rates") in text

@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tui.core.cost import UsageTotals
 from tui.core.errors import RetryClass
 from tui.core.results import (
     ERROR_MESSAGE_CHARS,
@@ -19,6 +20,7 @@ from tui.core.results import (
     IndexRow,
     LineSplitter,
     StoreStatus,
+    cache_split,
     index_record,
     is_blank,
     missing_ids,
@@ -163,11 +165,53 @@ def test_malformed_lines_become_malformed_records() -> None:
 def test_index_record_frames_the_parsed_fields_as_a_row() -> None:
     raw = line(errored("a", "api_error"))
     row = index_record(raw, seq=7, offset=1234)
-    assert row == (7, *parse_line(raw), 1234, len(raw))
+    assert row == (7, *parse_line(raw), 1234, len(raw), None, None)
     assert IndexRow(*row).error_type == "api_error"
     assert INDEX_COLUMNS[1:12] == RECORD_FIELDS
     bad = index_record(b'{"custom_id":"x-1","resu', seq=1, offset=5)
-    assert bad == (1, "x-1", MALFORMED, None, None, None, None, None, None, None, None, None, 5, 24)
+    assert bad == (
+        1, "x-1", MALFORMED, None, None, None, None, None, None, None, None, None, 5, 24, None, None
+    )
+    assert INDEX_COLUMNS[-2:] == ("cache_creation_5m", "cache_creation_1h")
+
+
+def split_of(**usage: Any) -> tuple[int | None, int | None]:
+    """The (5-minute, 1-hour) cache writes the index keeps for a succeeded line."""
+    record = index_record(line(succeeded("a", **usage)))
+    return record[-2], record[-1]
+
+
+def test_cache_writes_are_split_by_lifetime() -> None:
+    split = {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 70}
+    assert split_of(cache_creation_input_tokens=100, cache_creation=split) == (30, 70)
+    # No split: every write is a 5-minute one.
+    assert split_of(cache_creation_input_tokens=100) == (100, 0)
+    assert split_of() == (0, 0)
+    # A split that misses part of the total never loses those tokens.
+    short = {"ephemeral_1h_input_tokens": 70}
+    assert split_of(cache_creation_input_tokens=100, cache_creation=short) == (30, 70)
+    odd = {"ephemeral_5m_input_tokens": -4, "ephemeral_1h_input_tokens": "70"}
+    assert split_of(cache_creation_input_tokens=10, cache_creation=odd) == (10, 0)
+    assert split_of(cache_creation=[1, 2]) == (0, 0)
+    # Results that are not succeeded have no usage, hence no split.
+    assert index_record(line(errored("b", "api_error")))[-2:] == (None, None)
+
+
+def test_cache_split_prices_as_the_cost_module_reads_raw_usage() -> None:
+    cases = [
+        {"cache_creation_input_tokens": 100},
+        {"cache_creation_input_tokens": 100,
+         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 100}},
+        {"cache_creation_input_tokens": 100,
+         "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30}},
+        {"cache_creation": {"ephemeral_5m_input_tokens": 5, "ephemeral_1h_input_tokens": 6}},
+    ]
+    for usage in cases:
+        totals = UsageTotals()
+        totals.add("m", usage)
+        expected = totals["m"]
+        assert cache_split(usage.get("cache_creation"), usage.get("cache_creation_input_tokens")) \
+            == (expected.cache_creation_5m, expected.cache_creation_1h), usage
 
 
 def test_crlf_line_parses() -> None:

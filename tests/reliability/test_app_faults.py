@@ -271,3 +271,24 @@ async def test_read_only_refuses_every_mutation_in_the_app(key: str, which: str)
             await app.stop_services()
     finally:
         await emu.stop()
+
+
+async def test_a_cut_download_is_shown_incomplete_then_completed_on_retry() -> None:
+    emu = await start_frozen("demo")
+    try:
+        app = make_app(services_factory(emu))
+        async with app.run_test(size=SIZE) as pilot:
+            await synced(pilot)
+            batch = emu.engine.labelled("hostile")
+            emu.engine.faults = parse_faults("cut=1")
+            screen = await open_batch(pilot, app, batch.id)
+            assert screen.phase.name == "INCOMPLETE"
+            raw, text = terminal(app)
+            assert_inert(raw)
+            assert "missing" in text and "Traceback" not in text  # says what is not there
+            emu.engine.faults = Faults()
+            await pilot.press("r")
+            await until(pilot, lambda: screen.phase.name == "READY", 20)
+            await app.stop_services()
+    finally:
+        await emu.stop()

@@ -171,7 +171,9 @@ async def test_an_unwritable_audit_directory_keeps_the_monitor_going(
     emu = await make_emulator(scenario="many:5")
     async with watching(emu.url, blocker / "audit") as watch:
         await wait_until(lambda: watch.state.audit_error is not None, what="the warning")
-        assert watch.state.synced and len(watch.state.batches) == 5 and watch.alive()
+        await wait_until(lambda: watch.state.synced, what="the sync, all the same")
+        assert len(watch.state.batches) == 5 and watch.alive()
+        assert watch.state.audit_error is not None
         blocker.unlink()
         await wait_until(lambda: watch.state.audit_error is None, what="recovery")
     assert_audit_valid(blocker / "audit")

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.service.test_results_store import downgrade_to_v1
 from tui.core.cost import PRICE_UNKNOWN, PriceTable
 from tui.core.events import diff_snapshots
 from tui.core.models import ENDED, IN_PROGRESS, BatchSnapshot, RequestCounts
@@ -86,14 +87,18 @@ def independent_batch_cost(raw: bytes) -> tuple[Decimal, int, int, int]:
         message = result["message"]
         usage = message["usage"]
         price_in, price_out = RATES[message["model"]]
-        split = usage["cache_creation"]
+        # Without a split, every cache write is a 5-minute one.
+        split = usage.get("cache_creation") or {
+            "ephemeral_5m_input_tokens": usage.get("cache_creation_input_tokens", 0),
+            "ephemeral_1h_input_tokens": 0,
+        }
         one_hour += split["ephemeral_1h_input_tokens"]
-        reads += usage["cache_read_input_tokens"]
+        reads += usage.get("cache_read_input_tokens", 0)
         standard = (
             usage["input_tokens"] * price_in
             + split["ephemeral_5m_input_tokens"] * price_in * Decimal("1.25")
             + split["ephemeral_1h_input_tokens"] * price_in * 2
-            + usage["cache_read_input_tokens"] * price_in * Decimal("0.1")
+            + usage.get("cache_read_input_tokens", 0) * price_in * Decimal("0.1")
             + usage["output_tokens"] * price_out
         ) / 1_000_000
         total += standard / 2
@@ -149,6 +154,68 @@ def ended(batch_id: str, ended_at: datetime, requests: int = 1,
         request_counts=RequestCounts(succeeded=requests), created_at=created,
         expires_at=created + 24 * HOUR, ended_at=ended_at,
     )
+
+
+def cached_line(custom_id: str, model: str, *, write_5m: int = 0, write_1h: int = 0,
+                split: bool = True, tier: str = "batch") -> bytes:
+    """A succeeded line with cache writes (split by lifetime when `split`) and cache reads."""
+    usage: dict[str, Any] = {
+        "input_tokens": 30_000, "output_tokens": 2_000, "cache_read_input_tokens": 90_000,
+        "cache_creation_input_tokens": write_5m + write_1h, "service_tier": tier,
+    }
+    if split:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": write_5m,
+                                   "ephemeral_1h_input_tokens": write_1h}
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+               "content": [], "stop_reason": "end_turn", "usage": usage}
+    return orjson.dumps(
+        {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
+    ) + b"\n"
+
+
+CACHED_LINES = [
+    cached_line("a", OPUS, write_1h=400_000),
+    cached_line("b", OPUS, write_5m=50_000, write_1h=60_000, tier="standard"),
+    cached_line("c", OPUS, write_5m=70_000, split=False),
+    cached_line("d", HAIKU, write_5m=20_000),
+    result_line("e", HAIKU, kind="errored"),
+]
+
+
+def test_cost_from_the_index_prices_1h_writes_and_names_other_tiers(
+    store: ResultsStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.ingest("msgbatch_cached", CACHED_LINES)
+
+    def no_raw_reads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cost comes from the index, not the raw lines")
+
+    monkeypatch.setattr(store, "iter_raw", no_raw_reads)
+    monkeypatch.setattr(store, "read_raw", no_raw_reads)
+    cost = costs_for(store, tmp_path).batch_cost(ended("msgbatch_cached", NOW, 5))
+    assert cost is not None
+    expected, succeeded, one_hour, reads = independent_batch_cost(b"".join(CACHED_LINES))
+    assert one_hour == 460_000 and succeeded == 4
+    assert cost.batch_cost == expected
+    assert cost.usage.cache_creation_1h == one_hour and cost.usage.cache_read == reads
+    assert cost.warnings == (
+        f"{OPUS}: 1 of 3 results report a service tier other than batch; "
+        "costs assume batch rates",
+    )
+
+
+def test_a_store_from_before_the_split_costs_the_same_once_reopened(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    batch = ended("msgbatch_cached", NOW, 5)
+    with ResultsStore(root, "test") as first:
+        first.ingest(batch.id, CACHED_LINES)
+        before = costs_for(first, tmp_path).batch_cost(batch)
+        db_path = first.db_path
+    downgrade_to_v1(db_path)
+    with ResultsStore(root, "test") as again:
+        assert again.backfilled == [batch.id]
+        after = costs_for(again, tmp_path).batch_cost(batch)
+    assert before is not None and after == before
 
 
 def test_unknown_models_and_other_tiers_are_named_not_priced(

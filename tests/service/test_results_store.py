@@ -20,10 +20,16 @@ from hypothesis import strategies as st
 from tests.emulator_fixtures import MakeEmulator
 from tui.core.errors import RetryClass
 from tui.core.models import BatchSnapshot, RequestCounts
-from tui.core.results import MALFORMED, RECORD_FIELDS, DownloadProgress, UsageTotals, parse_line
+from tui.core.results import (
+    MALFORMED,
+    RECORD_FIELDS,
+    DownloadProgress,
+    ModelTokenSums,
+    parse_line,
+)
 from tui.emulator.faults import parse_faults
 from tui.emulator.server import RunningEmulator
-from tui.service import results_store
+from tui.service import results_ingest
 from tui.service.audit import AuditLog, read_audit
 from tui.service.results_store import (
     RESULTS_DOWNLOADED,
@@ -221,6 +227,55 @@ def test_search_regex_and_invert(store: ResultsStore) -> None:
         store.count(BATCH, search="re:(")
 
 
+@pytest.mark.parametrize(
+    ("order_by", "descending"),
+    [("seq", False), ("seq", True), ("custom_id", True), ("output_tokens", True), ("type", False)],
+)
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"types": {"errored", "expired"}}, {"retry_classes": {"retryable"}},
+     {"error_type": "api_error"}, {"types": set()}],
+)
+def test_regex_search_in_python_matches_sqlites(
+    store: ResultsStore, order_by: str, descending: bool, filters: dict[str, Any]
+) -> None:
+    # `query` still filters with SQLite's REGEXP; `row_ids` and `count` match the cached
+    # custom_ids in Python. Same rows, same order.
+    filled(store, [*MIXED, "malformed"])
+    for pattern, invert in itertools.product(
+        ["re:[02468]$", "re:^req_0001", "re:", "re:^$"], [False, True]
+    ):
+        wanted = dict(filters, search=pattern, invert=invert)
+        expected = [r.seq for r in store.query(BATCH, order_by=order_by, descending=descending,
+                                               **wanted)]
+        got = store.row_ids(BATCH, order_by=order_by, descending=descending, **wanted)
+        assert got == expected, wanted
+        assert store.count(BATCH, **wanted) == len(expected)
+
+
+def test_regex_cache_follows_the_batchs_rows(store: ResultsStore) -> None:
+    filled(store, MIXED)
+    assert store.row_ids(BATCH, search="0000[0-4]", regex=True) == [0, 1, 2, 3, 4]
+    filled(store, ["expired"] * 3)  # downloaded again, other rows under the same ids
+    assert store.row_ids(BATCH, search="0000[0-4]", regex=True) == [0, 1, 2]
+    assert store.row_ids(BATCH, search="re:0000[0-4]", types={"errored"}) == []
+    # Same view, other patterns (one keystroke after another): the view's rows are reused.
+    assert store.row_ids(BATCH, search="re:0", types={"expired"}, descending=True) == [2, 1, 0]
+    assert store.row_ids(BATCH, search="re:1", types={"expired"}, descending=True) == [1]
+    with sqlite3.connect(store.db_path) as conn:  # a hole in the seqs (no ingest makes one)
+        conn.execute("DELETE FROM result_rows WHERE custom_id = 'req_00001'")
+        conn.execute("UPDATE batches SET lines = 2")
+    assert store.row_ids(BATCH, search="re:0000", descending=True) == [2, 0]
+    assert store.row_ids(BATCH, search="re:^$") == []
+    store.forget(BATCH)
+    assert store.row_ids(BATCH, search="re:.") == []
+    assert store.row_ids("msgbatch_never", search="re:.") == []
+    with pytest.raises(ValueError, match="regular expression"):
+        store.row_ids(BATCH, search="re:[")
+    with pytest.raises(ValueError, match="cannot order"):
+        store.row_ids(BATCH, search="re:.", order_by="nope")
+
+
 def test_order_limit_offset_and_row_ids(store: ResultsStore) -> None:
     filled(store, MIXED)
     top = store.query(BATCH, order_by="output_tokens", descending=True, limit=3)
@@ -260,9 +315,119 @@ def test_error_summary_groups_and_classifies(store: ResultsStore) -> None:
 def test_usage_totals_per_model(store: ResultsStore) -> None:
     filled(store, ["succeeded"] * 4 + ["errored"])
     assert store.usage_totals(BATCH) == {
-        "claude-haiku-4-5": UsageTotals(2, 20, 40, 2, 6),
-        "claude-sonnet-4-5": UsageTotals(2, 20, 40, 2, 6),
+        # No cache_creation split in these lines: every write is a 5-minute one.
+        "claude-haiku-4-5": ModelTokenSums(2, 20, 40, 2, 6, cache_creation_5m=2),
+        "claude-sonnet-4-5": ModelTokenSums(2, 20, 40, 2, 6, cache_creation_5m=2),
     }
+
+
+def usage_line(
+    custom_id: str, model: str, *, write_5m: int = 0, write_1h: int = 0, split: bool = True,
+    tier: str = "batch",
+) -> bytes:
+    """A succeeded line with cache writes (the split only when `split`) and a service tier."""
+    usage: dict[str, Any] = {
+        "input_tokens": 100, "output_tokens": 10, "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": write_5m + write_1h, "service_tier": tier,
+    }
+    if split:
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": write_5m, "ephemeral_1h_input_tokens": write_1h,
+        }
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+               "content": [], "stop_reason": "end_turn", "usage": usage}
+    return orjson.dumps(
+        {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
+    )
+
+
+SPLIT_LINES = [
+    usage_line("a", "claude-opus-4-6", write_1h=400),
+    usage_line("b", "claude-opus-4-6", write_5m=50, write_1h=60, tier="standard"),
+    usage_line("c", "claude-opus-4-6", write_5m=7, split=False),  # an older API: no split
+    usage_line("d", "claude-haiku-4-5", write_5m=20, tier="priority"),
+    result_line(4, "errored"),
+]
+
+
+def test_usage_totals_keep_the_cache_split_and_the_service_tiers(store: ResultsStore) -> None:
+    store.ingest(BATCH, [b"\n".join(SPLIT_LINES)])
+    assert store.usage_totals(BATCH) == {
+        "claude-haiku-4-5": ModelTokenSums(1, 100, 10, 20, 1000, 20, 0, non_batch_tier=1),
+        "claude-opus-4-6": ModelTokenSums(3, 300, 30, 517, 3000, 57, 460, non_batch_tier=1),
+    }
+    (row,) = store.query(BATCH, search="b")
+    assert (row.cache_creation_5m, row.cache_creation_1h) == (50, 60)
+
+
+def downgrade_to_v1(db_path: Path) -> None:
+    """Make a store look as the first index version left it: no split, no backfill flag."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("DROP VIEW results")
+    conn.execute("ALTER TABLE result_rows DROP COLUMN cache_creation_5m")
+    conn.execute("ALTER TABLE result_rows DROP COLUMN cache_creation_1h")
+    conn.execute("ALTER TABLE batches DROP COLUMN split_pending")
+    columns = ", ".join(f"result_rows.{c}" for c in V1_COLUMNS)
+    conn.execute(f"CREATE VIEW results AS SELECT batches.batch_id, {columns}"
+                 " FROM result_rows JOIN batches USING (batch_key)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+V1_COLUMNS = (
+    "seq", "custom_id", "type", "error_type", "error_message", "stop_reason", "model",
+    "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+    "service_tier", "offset", "length",
+)
+
+
+def test_a_v1_store_is_migrated_and_its_split_derived_from_the_raw_lines(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    with ResultsStore(root, "ws") as first:
+        first.ingest(BATCH, [b"\n".join(SPLIT_LINES) + b"\n"])
+        first.ingest("msgbatch_gone", [b"\n".join(SPLIT_LINES[:2])])
+        totals, rows = first.usage_totals(BATCH), first.query(BATCH)
+        db_path = first.db_path
+        first.raw_path("msgbatch_gone").unlink()
+    downgrade_to_v1(db_path)
+
+    with ResultsStore(root, "ws") as again:  # never refused, never rebuilt
+        assert again.backfilled == [BATCH]
+        assert again.usage_totals(BATCH) == totals
+        assert again.query(BATCH) == rows
+        assert again.row_ids(BATCH, search="re:^[ab]$") == [0, 1]
+        # Its raw file is gone: the split cannot be derived, every write counts as 5-minute.
+        gone = again.usage_totals("msgbatch_gone")["claude-opus-4-6"]
+        assert (gone.cache_creation_5m, gone.cache_creation_1h) == (510, 0)
+        assert gone.cache_creation_input_tokens == 510 and gone.non_batch_tier == 1
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        view = conn.execute(
+            "SELECT cache_creation_1h FROM results WHERE custom_id = 'a' AND batch_id = ?",
+            (BATCH,),
+        )
+        assert view.fetchall() == [(400,)]
+    with ResultsStore(root, "ws") as third:
+        assert third.backfilled == []  # done once
+        assert third.usage_totals(BATCH) == totals
+
+
+def test_a_raw_file_that_no_longer_matches_is_not_used_to_backfill(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    with ResultsStore(root, "ws") as first:
+        first.ingest(BATCH, [b"\n".join(SPLIT_LINES)])
+        path, db_path = first.raw_path(BATCH), first.db_path
+    downgrade_to_v1(db_path)
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"custom_id":"a"', b'"custom_id":"z"'))  # same size
+    with ResultsStore(root, "ws") as again:
+        assert again.backfilled == []
+        opus = again.usage_totals(BATCH)["claude-opus-4-6"]
+        assert (opus.cache_creation_5m, opus.cache_creation_1h) == (517, 0)
+        again.ingest(BATCH, [data])  # downloaded again: indexed with the split
+        assert again.usage_totals(BATCH)["claude-opus-4-6"].cache_creation_1h == 460
+    with ResultsStore(root, "ws") as third:
+        assert third.backfilled == []
 
 
 def test_missing_custom_ids(store: ResultsStore) -> None:
@@ -601,7 +766,7 @@ async def test_a_failing_disk_is_reported_not_retried(
     def full(*args: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(results_store._Ingest, "feed", full)
+    monkeypatch.setattr(results_ingest.Ingest, "feed", full)
     async with AuditLog(tmp_path / "audit") as audit:
         with pytest.raises(ResultsDownloadError, match="disk is full") as caught:
             await store.ensure(client, batch, audit=audit)

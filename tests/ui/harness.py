@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,11 +58,13 @@ def services_factory(
     stop_emulator: bool = False,
     settings: Settings | None = None,
     features: bool = True,
+    alerts: bool = True,
 ) -> ServicesFactory:
     """Services on the emulator's clock, with a seeded backoff (deterministic retry times).
 
     With `features` (the default) they are assembled as the app assembles them: actions,
     alerts, costs and the results store around the monitor; without, the monitor alone.
+    `alerts=False` leaves the alert service out (snapshots without toasts).
     """
 
     async def make() -> Services:
@@ -74,8 +77,9 @@ def services_factory(
         if not features:
             return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
                             on_close=on_close)
-        return assemble(api, audit, monitor, settings or Settings(), Ledger(clock=clock),
-                        clock=clock, where=where, on_close=on_close)
+        services = assemble(api, audit, monitor, settings or Settings(), Ledger(clock=clock),
+                            clock=clock, where=where, on_close=on_close)
+        return services if alerts else replace(services, alerts=None)
 
     return make
 

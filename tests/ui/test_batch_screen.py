@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from textual.widgets import Static
 
@@ -580,3 +581,31 @@ def test_the_lineage_line() -> None:
     assert text is not None
     assert text.plain.startswith("retry of msgbatch_a (gen 2) · retried as msgbatch_c (gen 3), "
                                  "msgbatch_d (gen 3)")
+
+
+async def test_in_the_app_the_cost_shows_and_R_retries(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """The same keys against BatchtopApp's own flows, ledger, store and cost service."""
+    emulator = await make_emulator(error_rate=0.5, seed=3)
+    app = make_app(services_factory(emulator))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.services is not None)
+        path = tmp_path / "requests.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in requests(10)))
+        (batch,) = await app.actions.submit(await app.actions.plan_submit(path))
+        emulator.engine.clock.advance(3600)
+        await app.monitor.refresh_now()
+        await until(pilot, lambda: batch.id in app.monitor_state.batches
+                    and app.monitor_state.batches[batch.id].is_ended)
+        app.open_batch(batch.id)
+        await until(pilot, lambda: isinstance(app.screen, BatchScreen) and app.screen.is_mounted
+                    and "at batch rates" in app.screen.summary.plain)
+        screen = app.screen
+        assert isinstance(screen, BatchScreen)
+        await pilot.press("R")
+        dialog = await screen_of(pilot, RetryModal)
+        await pilot.press("p")
+        await until(pilot, lambda: dialog.preview.request_count > 0)
+        await pilot.press("y")
+        await until(pilot, lambda: app.screen is screen and "retried as" in screen.summary.plain)

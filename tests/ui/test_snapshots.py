@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from textual.pilot import Pilot
 
 from tests.ui.harness import (
@@ -17,6 +18,8 @@ from tests.ui.harness import (
     synced,
     until,
 )
+from tui.paths import locations
+from tui.service.actions import read_request_file
 from tui.settings import Settings
 from tui.ui.app import BatchtopApp, Services, ServicesFactory
 
@@ -32,7 +35,8 @@ def frozen_demo(scenario: str = "demo") -> ServicesFactory:
     async def make() -> Services:
         emulator = await start_frozen(scenario)
         _emulators[id(make)] = emulator
-        return await services_factory(emulator, where="demo", stop_emulator=True)()
+        return await services_factory(emulator, where="demo", stop_emulator=True,
+                                      alerts=False)()
 
     return make
 
@@ -102,3 +106,27 @@ def test_help(snap_compare: SnapCompare) -> None:
 def test_no_key(snap_compare: SnapCompare) -> None:
     app = make_app(None)
     assert snap_compare(app, terminal_size=(100, 30))
+
+
+def test_batches_list_with_labels_lineage_and_cost(snap_compare: SnapCompare) -> None:
+    """A retry batch with its lineage, labels, and the cost of a batch whose results are stored."""
+    app, _ = demo_app()
+
+    async def decorate(pilot: Pilot[Any]) -> None:
+        state = app.monitor_state
+        parent, child = state.order[7], state.order[0]  # an ended batch and a running one
+        source = locations().data / "retry.jsonl"
+        source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in requests(2, "r")))
+        ledger = app.ledger
+        assert ledger is not None and app.results_store is not None
+        submit = ledger.begin_submit(read_request_file(source).requests, parent=parent,
+                                     generation=1, label="retry of nightly")
+        ledger.complete_submit(submit, child)
+        ledger.set_label(parent, "nightly")
+        await app.results_store.ensure(app.api.client, state.batches[parent])
+        app.set_labels(ledger.labels())
+        await refresh(pilot)
+        await until(pilot, lambda: app.costs is not None and app.costs.peek(parent) is not None)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=after_sync(decorate))

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 
 from tests.ui.batch_host import (
     BATCH_ID,
+    NOW,
     HostApp,
     ended_batch,
     error_line,
@@ -18,10 +19,17 @@ from tests.ui.batch_host import (
     fixture_counts,
     fixture_lines,
     make_store,
+    message_line,
     running_batch,
     settle,
 )
+from tui.core.requests import BatchRequest
+from tui.core.retry_plan import MergedOutcome, outcome_counts
+from tui.service.actions import MergedView
+from tui.service.ledger import Ledger
 from tui.service.results_store import ResultsStore
+from tui.ui.screens.batch import BatchScreen
+from tui.ui.screens.merged import MergedScreen
 from tui.ui.screens.result import ResultScreen
 
 SIZE = (160, 45)
@@ -99,3 +107,49 @@ def test_result_view_of_an_error(snap_compare: Compare, tmp_path: Path) -> None:
                       "prompt is too long: 200008 tokens > 200000 maximum")
     app = result_app(tmp_path, line, "invoice-00007-extraction")
     assert snap_compare(app, terminal_size=(120, 20), run_before=press_then_settle())
+
+
+RETRY_ID = "msgbatch_01FixtureRetryRetryRetry1"
+
+
+def test_a_retried_batch_with_an_unpriced_model(snap_compare: Compare, tmp_path: Path) -> None:
+    """The header names the label, the retry lineage, the cost and what could not be priced."""
+    lines = [*fixture_lines(), message_line("invoice-00040-extraction", "Vendor: Unknown.",
+                                            model="claude-imaginary-9")]
+    store = make_store(tmp_path)
+    fill_store(store, lines)
+    ledger = Ledger(tmp_path / "ledger.sqlite3", clock=lambda: NOW)
+    original = [BatchRequest.build(f"invoice-{n:05d}-extraction", {"model": "m"})
+                for n in range(41)]
+    ledger.complete_submit(ledger.begin_submit(original, label="invoices march"), BATCH_ID)
+    retry = ledger.begin_submit(original[3:4], parent=BATCH_ID, generation=1)
+    ledger.complete_submit(retry, RETRY_ID)
+    app = HostApp(BATCH_ID, store=store, batches=[ended_batch(fixture_counts(lines))],
+                  screen=lambda: BatchScreen(BATCH_ID, store=store, ledger=ledger))
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=press_then_settle())
+    finally:
+        ledger.close()
+
+
+def merged_view() -> MergedView:
+    outcomes = [
+        MergedOutcome("invoice-00003-extraction", "succeeded", None, RETRY_ID, 1, 2),
+        MergedOutcome("invoice-00007-extraction", "errored", "invalid_request_error", RETRY_ID,
+                      1, 2),
+        MergedOutcome("invoice-00005-extraction", "pending", None, RETRY_ID, 1, 2),
+        MergedOutcome("invoice-00000-extraction", "succeeded", None, BATCH_ID, 0, 1),
+        MergedOutcome("invoice-00038-extraction\x1b[31m", "canceled", None, BATCH_ID, 0, 1),
+    ]
+    merged = {outcome.custom_id: outcome for outcome in outcomes}
+    return MergedView(BATCH_ID, ((BATCH_ID, 0), (RETRY_ID, 1)), merged,
+                      outcome_counts(merged))
+
+
+def test_the_merged_view_of_a_lineage(snap_compare: Compare, tmp_path: Path) -> None:
+    async def load() -> MergedView:
+        return merged_view()
+
+    app = HostApp(BATCH_ID, store=make_store(tmp_path),
+                  screen=lambda: MergedScreen(BATCH_ID, load))
+    assert snap_compare(app, terminal_size=(120, 16), run_before=press_then_settle())

@@ -22,11 +22,12 @@ from tui.commands.common import (
     progress_printer,
 )
 from tui.core.batch_view import shown_status
-from tui.core.cost import BatchCost, cost_of, format_rate, format_usd
+from tui.core.cost import BatchCost, format_rate, format_usd
 from tui.core.models import BatchSnapshot, format_time
-from tui.core.results import ErrorGroup, StoreStatus, UsageTotals
+from tui.core.results import ErrorGroup, ModelTokenSums, StoreStatus
 from tui.core.sanitize import safe_text
 from tui.core.timefmt import human_age, human_duration, utcnow
+from tui.paths import locations
 
 ERROR_GROUPS_SHOWN = 20
 
@@ -43,7 +44,7 @@ class Details:
     results: StoreStatus | None = None
     results_note: str | None = None
     errors: tuple[ErrorGroup, ...] = ()
-    usage: Mapping[str, UsageTotals] = dataclasses.field(default_factory=dict)
+    usage: Mapping[str, ModelTokenSums] = dataclasses.field(default_factory=dict)
     cost: BatchCost | None = None
 
 
@@ -171,7 +172,12 @@ def details_lines(details: Details, now: datetime) -> list[str]:
 
 
 async def gather(ctx: Context, batch: BatchSnapshot) -> tuple[Details, BaseException | None]:
-    """Collect the details; a failed results download is returned, not raised."""
+    """Collect the details; a failed results download is returned, not raised.
+
+    The cost comes from `CostService`, as in the app: the same figures, 1-hour cache writes
+    priced as such, and a warning for results billed outside the batch tier.
+    """
+    from tui.service.costing import CostService
     from tui.service.results_store import ResultsDownloadError
 
     ledger = ctx.ledger
@@ -200,12 +206,11 @@ async def gather(ctx: Context, batch: BatchSnapshot) -> tuple[Details, BaseExcep
         note = f"incomplete: {status.missing:,} results missing"
     if status is None:
         return dataclasses.replace(base, results_note=note), failure
-    usage = store.usage_totals(batch.id)
-    cost = cost_of({m: dataclasses.asdict(u) for m, u in usage.items()}, ctx.prices,
-                   at=batch.created_at)
+    costs = CostService(store, ctx.settings, locations().audit, prices=ctx.prices)
+    cost = costs.batch_cost(batch) if status.complete else costs.stored_cost(batch)
     return dataclasses.replace(
         base, results=status, results_note=note, errors=tuple(store.error_summary(batch.id)),
-        usage=usage, cost=cost,
+        usage=store.usage_totals(batch.id), cost=cost,
     ), failure
 
 

@@ -68,9 +68,12 @@ IndexRecord = tuple[
     str | None,
     int,  # offset
     int,  # length
+    int | None,  # cache_creation_5m
+    int | None,  # cache_creation_1h
 ]
-"""A whole index row, in `IndexRow` field order: seq, the `LineRecord` fields, offset, length.
-A plain tuple, built once per result, that goes straight into SQLite."""
+"""A whole index row, in `IndexRow` field order: seq, the `LineRecord` fields, offset, length,
+then the 5-minute / 1-hour split of cache writes (succeeded results only). A plain tuple,
+built once per result, that goes straight into SQLite."""
 
 
 def _bare(
@@ -98,6 +101,8 @@ def _bare(
         None,
         offset,
         length,
+        None,
+        None,
     )
 
 
@@ -106,6 +111,26 @@ def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> s
     if message is None or len(message) <= limit:
         return message
     return message[: limit - 1] + "…"
+
+
+def _tokens(value: object) -> int:
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else 0
+
+
+def cache_split(split: object, total: int | None) -> tuple[int, int]:
+    """(5-minute, 1-hour) cache-write tokens of one result, priced 1.25x and 2x of input.
+
+    `split` is ``usage.cache_creation``, `total` the valid ``cache_creation_input_tokens``.
+    Without a split every write is a 5-minute one; the split never loses tokens the total
+    counts (the rule `tui.core.cost` applies to raw usage, so both give the same cost).
+    """
+    write_5m = write_1h = 0
+    if type(split) is dict:
+        write_5m = _tokens(split.get("ephemeral_5m_input_tokens"))
+        write_1h = _tokens(split.get("ephemeral_1h_input_tokens"))
+    if total is not None and total - write_1h > write_5m:
+        write_5m = total - write_1h
+    return write_5m, write_1h
 
 
 def _malformed(line: bytes, seq: int, offset: int) -> IndexRecord:
@@ -125,8 +150,8 @@ def parse_line(line: bytes) -> LineRecord:
 
 def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
     """`parse_line`, framed as the line's whole index row (its `seq`, byte `offset` and
-    length around the parsed fields). This runs once per result (100,000 times for a big
-    batch), hence one tuple per line and the inlined type checks."""
+    length around the parsed fields, then `cache_split`'s pair). This runs once per result
+    (100,000 times for a big batch), hence one tuple per line and the inlined type checks."""
     try:
         obj = orjson.loads(line)
         custom_id = obj["custom_id"]
@@ -151,6 +176,10 @@ def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
         cache_read = usage.get("cache_read_input_tokens")
         tier = usage.get("service_tier")
         # `type(x) is int` also keeps booleans out; one absurd count must not sink the store.
+        cache_write = (
+            cache_write if type(cache_write) is int and 0 <= cache_write <= MAX_TOKENS else None
+        )
+        write_5m, write_1h = cache_split(usage.get("cache_creation"), cache_write)
         return (
             seq,
             custom_id,
@@ -161,11 +190,13 @@ def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
             model if type(model) is str else None,
             tokens_in if type(tokens_in) is int and 0 <= tokens_in <= MAX_TOKENS else None,
             tokens_out if type(tokens_out) is int and 0 <= tokens_out <= MAX_TOKENS else None,
-            cache_write if type(cache_write) is int and 0 <= cache_write <= MAX_TOKENS else None,
+            cache_write,
             cache_read if type(cache_read) is int and 0 <= cache_read <= MAX_TOKENS else None,
             tier if type(tier) is str else None,
             offset,
             len(line),
+            write_5m,
+            write_1h,
         )
     if kind == ERRORED:
         # The envelope's own type is always "error"; the real type is one level down.
@@ -273,6 +304,8 @@ class IndexRow:
     service_tier: str | None
     offset: int
     length: int
+    cache_creation_5m: int | None = None
+    cache_creation_1h: int | None = None
 
     @property
     def retry_class(self) -> RetryClass:
@@ -362,14 +395,22 @@ class ErrorGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class UsageTotals:
-    """Token sums of the succeeded results of one model."""
+class ModelTokenSums:
+    """Token sums of the succeeded results of one model, as the index keeps them.
+
+    Its `asdict` is what `tui.core.cost.UsageTotals.from_mapping` takes per model: the
+    5-minute / 1-hour split of cache writes and `non_batch_tier`, the results whose
+    ``service_tier`` is not ``batch``, included.
+    """
 
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation_5m: int = 0
+    cache_creation_1h: int = 0
+    non_batch_tier: int = 0
 
 
 def missing_ids(submitted: Iterable[str], returned: Collection[str]) -> list[str]:

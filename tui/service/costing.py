@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from tui.core.cost import BatchCost, PriceError, PriceTable, UsageTotals, cost_of, sum_costs
 from tui.core.eta import Eta, HistoryPoint, estimate_end, history_points
 from tui.core.events import BATCH_ENDED
 from tui.core.models import BatchSnapshot
-from tui.core.results import SUCCEEDED
 from tui.core.sanitize import safe_text
 from tui.service.audit import read_audit
 from tui.service.results_store import ResultsStore
 from tui.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_SUCCEEDED_ONLY = frozenset({SUCCEEDED})
 
 
 def load_prices(settings: Settings) -> tuple[PriceTable, tuple[str, ...]]:
@@ -34,42 +31,21 @@ def load_prices(settings: Settings) -> tuple[PriceTable, tuple[str, ...]]:
         return PriceTable.shipped(), (f"config [prices] ignored: {exc}",)
 
 
-def usage_of_lines(lines: Iterable[bytes]) -> UsageTotals:
-    """Token sums per model over raw ``succeeded`` result lines (others and junk are skipped).
+def stored_usage(store: ResultsStore, batch_id: str) -> UsageTotals:
+    """Token sums per model of a batch's stored results, from the index in one query.
 
-    Read from the raw lines, not the index: only they carry the 5-minute / 1-hour split of
-    cache writes (priced differently) and each result's service tier.
+    The index keeps what exact cost needs: the 5-minute / 1-hour split of cache writes
+    (priced 1.25x and 2x of input) and how many results were billed outside the batch tier.
     """
-    totals = UsageTotals()
-    for line in lines:
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        message = _succeeded_message(item)
-        if message is None:
-            continue
-        model = message.get("model")
-        usage = message.get("usage")
-        if not isinstance(usage, dict):
-            usage = {}
-        totals.add(model if isinstance(model, str) else "", usage)
-    return totals
-
-
-def _succeeded_message(item: Any) -> dict[str, Any] | None:
-    result = item.get("result") if isinstance(item, dict) else None
-    if not isinstance(result, dict) or result.get("type") != SUCCEEDED:
-        return None
-    message = result.get("message")
-    return message if isinstance(message, dict) else None
+    sums = store.usage_totals(batch_id)
+    return UsageTotals.from_mapping({model: asdict(usage) for model, usage in sums.items()})
 
 
 class CostService:
     """Costs of ended batches whose results are stored, day and profile totals, and ETAs.
 
-    Ended results never change, so a batch is costed once (reading its raw results) and
-    cached by id. `batch_cost` may read a whole results file: call it from a worker, or
+    Ended results never change, so a batch is costed once (one query over its index rows)
+    and cached by id. `batch_cost` reads the store: call it from a worker, or
     `await load(...)` first and use `peek` where nothing may block (rendering a row).
     """
 
@@ -102,14 +78,25 @@ class CostService:
         status = self.store.status(batch.id)
         if status is None or not status.complete:
             return None
+        cost = self._price(self.store, batch)
+        if cost is not None:
+            self._costs[batch.id] = cost
+        return cost
+
+    def stored_cost(self, batch: BatchSnapshot) -> BatchCost | None:
+        """The cost of whatever the store holds for the batch, complete or not (not cached:
+        an incomplete store may still fill); None when it holds nothing for it."""
+        if self.store is None or self.store.status(batch.id) is None:
+            return None
+        return self._price(self.store, batch)
+
+    def _price(self, store: ResultsStore, batch: BatchSnapshot) -> BatchCost | None:
         try:
-            usage = usage_of_lines(self.store.iter_raw(batch.id, types=_SUCCEEDED_ONLY))
-        except OSError as exc:  # the raw file went away since `status` looked
+            usage = stored_usage(store, batch.id)
+        except sqlite3.Error as exc:
             log.warning("cannot read the stored results of %s: %s", safe_text(batch.id), exc)
             return None
-        cost = cost_of(usage, self.prices, at=batch.created_at)
-        self._costs[batch.id] = cost
-        return cost
+        return cost_of(usage, self.prices, at=batch.created_at)
 
     def forget(self, batch_id: str) -> None:
         """Drop a cached cost (the batch's stored results were removed or downloaded again)."""

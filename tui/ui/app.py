@@ -149,6 +149,7 @@ class BatchtopApp(App[int]):
         self.labels: dict[str, str] = {}
         self.lineage: dict[str, tuple[str, int]] = {}  # retry batch -> (parent, generation)
         self.cost_today: BatchCost | None = None  # stored batches that ended today
+        self.history_loaded = False  # ETAs wait for it (else a row would read the audit log)
         # Deleted here: hidden from the list at once (the monitor notices at its next sweep).
         self.deleted: set[str] = set()
         self.flows = ActionFlows(self)
@@ -288,11 +289,14 @@ class BatchtopApp(App[int]):
         return self.flows.run(self._followed(flow, follow_new))
 
     async def _followed(self, flow: Coroutine[Any, Any, bool], follow_new: bool) -> bool:
-        before = set(self._state.batches)
+        ledger = self.ledger if follow_new else None
+        before = ledger.known_batch_ids() if ledger is not None else set()
         done = await flow
         if done and self._batches is not None:
-            created = [i for i in self._state.order if i not in before] if follow_new else []
-            self._batches.action_done(created)
+            # The batches this flow created are the ones the ledger learnt meanwhile.
+            mine = ledger.known_batch_ids() - before if ledger is not None else set()
+            listed = [batch_id for batch_id in self._state.order if batch_id in mine]
+            self._batches.action_done(listed or sorted(mine))
         return done
 
     # -- start-up -------------------------------------------------------------------------------
@@ -348,15 +352,18 @@ class BatchtopApp(App[int]):
             self._batches.set_info(self._header_info(services.where))
         if services.actions is not None:
             self.set_labels(services.actions.ledger.labels())
-        if services.costs is not None:
-            for warning in services.costs.warnings:
-                self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
-            await services.costs.load_history()
         self._unsubscribe = services.monitor.subscribe(self._on_monitor_state)
         self._monitor_worker = self.run_worker(
             services.monitor.run(), name="monitor", group="monitor", exit_on_error=False
         )
         self._sync_pause()
+        # Both read the audit log (in a thread) while the first list loads.
+        if services.costs is not None:
+            for warning in services.costs.warnings:
+                self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
+            await services.costs.load_history()
+            self.history_loaded = True
+            self.repaint_rows()  # the ETAs now have their history
         if services.alerts is not None and not self._stopped:
             # Listen first: the service evaluates the monitor's current state as it starts.
             self._unsubscribe_alerts = services.alerts.subscribe(self._on_alert)

@@ -10,18 +10,15 @@ from datetime import datetime
 from rich.style import Style
 from rich.text import Text
 
-from tui.core.batch_view import (
-    Segment,
-    Shown,
-    bar_segments,
-    deadline_of,
-    shown_status,
-)
+from tui.core.batch_view import deadline_of
 from tui.core.eta import Eta
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import human_duration, short_duration
+from tui.ui.render import CellStyles, count_text, outcome_bar, rate_label, status_text
 from tui.ui.widgets.vtable import Column
+
+__all__ = ["COLUMNS", "BatchRows", "CellStyles", "RowExtras", "columns_for", "eta_cell"]
 
 ID_WIDTH = 33
 LABEL_WIDTH = 16
@@ -52,31 +49,8 @@ LABEL_COLUMN = Column("label", "label", LABEL_WIDTH, sortable=False)
 LINEAGE_COLUMN = Column("lineage", "lineage", LINEAGE_WIDTH, sortable=False)
 RETRY_GLYPH = "↻"
 
-# Status glyphs carry the meaning without colour (NO_COLOR, monochrome terminals).
-STATUS_GLYPHS: Mapping[Shown, str] = {
-    Shown.RUNNING: "● running",
-    Shown.CANCELING: "◐ canceling",
-    Shown.CLEAN: "✓ ended",
-    Shown.FAILURES: "✗ failures",
-    Shown.CANCELED: "⊘ canceled",
-    Shown.ARCHIVED: "▪ archived",
-}
-BAR_GLYPHS: Mapping[Segment, str] = {
-    Segment.SUCCEEDED: "█",
-    Segment.FAILED: "▒",
-    Segment.CANCELED: "╌",
-    Segment.PROCESSING: "░",
-}
 EXPIRY_WARNING_S = 3600.0
 OVERDUE = "overdue"
-
-# Names of the styles a BatchRows needs; the screen resolves them from its CSS.
-STYLE_NAMES: tuple[str, ...] = (
-    "running", "canceling", "clean", "failures", "canceled", "archived",
-    "muted", "error", "warning",
-    "bar-succeeded", "bar-failed", "bar-canceled", "bar-processing",
-)
-
 
 def columns_for(has_labels: bool, has_lineage: bool = False) -> tuple[Column, ...]:
     """The batch columns; label and lineage columns follow the id when any batch has one."""
@@ -128,37 +102,13 @@ class RowExtras:
         return counts
 
 
-_STATUS_STYLE: Mapping[Shown, str] = {
-    Shown.RUNNING: "running",
-    Shown.CANCELING: "canceling",
-    Shown.CLEAN: "clean",
-    Shown.FAILURES: "failures",
-    Shown.CANCELED: "canceled",
-    Shown.ARCHIVED: "archived",
-}
 _versions = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class CellStyles:
-    """Rich styles by name (see STYLE_NAMES); a missing name means no style."""
-
-    styles: Mapping[str, Style]
-
-    def __call__(self, name: str) -> Style:
-        return self.styles.get(name) or Style()
-
-
 def _count(value: int, style: Style | None = None) -> Text:
-    return Text(f"{value:,}", style=style or "")
+    return count_text(value, style or "")
 
 
-def _rate(rate: float) -> str:
-    if rate == 0:
-        return "0%"
-    if rate < 0.001:
-        return "<0.1%"
-    return f"{rate:.1%}" if rate < 0.1 else f"{rate:.0%}"
 
 
 class BatchRows:
@@ -235,8 +185,7 @@ class BatchRows:
             return Text(short_duration((self.now - batch.created_at).total_seconds()),
                         style("muted"))
         if key == "status":
-            shown = shown_status(batch)
-            return Text(STATUS_GLYPHS[shown], style(_STATUS_STYLE[shown]))
+            return status_text(batch, style)
         if key == "processing":
             return _count(counts.processing, None if counts.processing else style("muted"))
         if key in ("succeeded", "errored", "canceled", "expired"):
@@ -250,12 +199,12 @@ class BatchRows:
                 return _count(value, style("error"))
             return _count(value, style("canceled") if key == "canceled" else None)
         if key == "outcome":
-            return self._bar(batch)
+            return outcome_bar(counts, BAR_WIDTH, style)
         if key == "error_rate":
             if not ended:
                 return Text(DASH, style("muted"))
             rate = counts.error_rate
-            return Text(_rate(rate), style("error") if rate else style("muted"))
+            return Text(rate_label(rate), style("error") if rate else style("muted"))
         if key == "duration":
             return Text(human_duration(batch.duration_seconds(self.now)),
                         style("muted") if ended else "")
@@ -285,15 +234,6 @@ class BatchRows:
         if children:
             return Text(f"retried ×{children}", self.styles("muted"))
         return Text()
-
-    def _bar(self, batch: BatchSnapshot) -> Text:
-        counts = batch.request_counts
-        bar = Text()
-        for segment, cells in bar_segments(
-            counts.succeeded, counts.failed, counts.canceled, counts.processing, BAR_WIDTH
-        ):
-            bar.append(BAR_GLYPHS[segment] * cells, self.styles(f"bar-{segment.value}"))
-        return bar
 
     def _deadline(self, batch: BatchSnapshot) -> Text:
         style = self.styles

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
@@ -38,24 +39,30 @@ class _Matching(Provider):
                 yield Hit(score, matcher.highlight(name), run, text=name, help=help_text)
 
 
+def screen_commands(screen: Screen[Any]) -> list[Command]:
+    """Every action bound on `screen` that can run now (with its key and binding id)."""
+    app = screen.app
+    out: list[Command] = []
+    seen: set[str] = set()
+    for active in screen.active_bindings.values():
+        binding = active.binding
+        if binding.system or not binding.description or not active.enabled:
+            continue
+        name = binding.description
+        if name in seen or binding.action in ("command_palette", "app.command_palette"):
+            continue
+        seen.add(name)
+        key = app.get_key_display(binding)
+        run = partial(app.run_action, binding.action, active.node)
+        out.append((name, f"key {key}" + (f" · {binding.id}" if binding.id else ""), run))
+    return out
+
+
 class ScreenActions(_Matching):
     """Every action bound on the screen the palette was opened from (with its key)."""
 
     def commands(self) -> list[Command]:
-        out: list[Command] = []
-        seen: set[str] = set()
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            if binding.system or not binding.description or not active.enabled:
-                continue
-            name = binding.description
-            if name in seen or binding.action in ("command_palette", "app.command_palette"):
-                continue
-            seen.add(name)
-            key = self.app.get_key_display(binding)
-            run = partial(self.app.run_action, binding.action, active.node)
-            out.append((name, f"key {key}" + (f" · {binding.id}" if binding.id else ""), run))
-        return out
+        return screen_commands(self.screen)
 
 
 def batch_commands(app: BatchtopApp, batch_id: str) -> list[Command]:

@@ -1,10 +1,11 @@
-"""Reproducible SVG screenshots of the app on the demo workspace, at a frozen instant.
+"""Reproducible SVG screenshots of the app on the demo workspace, on a clock that stands still.
 
 `python -m tui.ui.screenshots OUTDIR` (`make screenshots`) writes them; the snapshot tests
-compare the committed files with a fresh capture. Everything that could differ between two
-runs is pinned: the emulator's seed and clock, the app's clock and time zone, the audit
-log's actor and session, the files (a fresh BATCHTOP_HOME), and the monitor polls only when
-the app asks it to, so no poll can be in flight when a screenshot is taken.
+compare the committed files with a fresh capture. Whatever could differ between two runs is
+pinned: the emulator's seed, its clock (moved only by fixed steps) and so the app's, the time
+zone, the audit log's actor and session, the files (a fresh BATCHTOP_HOME per app), the
+download stopwatch; the monitor polls only when the app wakes it, and its first poll waits
+until the app is listening.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import orjson
 from rich.color import ColorSystem
 from rich.segment import Segment
 from rich.style import Style
@@ -31,13 +35,13 @@ from textual.screen import Screen
 from textual.worker import WorkerState
 
 from tui.core.cadence import Backoff
-from tui.core.models import BatchSnapshot
+from tui.core.models import IN_PROGRESS, BatchSnapshot
 from tui.emulator.clock import Clock
 from tui.emulator.scenarios import load_scenario
 from tui.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
 from tui.paths import HOME_ENV, locations
-from tui.service.api import BatchesAPI
-from tui.service.audit import AuditLog
+from tui.service.api import BatchesAPI, Page
+from tui.service.audit import AuditLog, read_audit
 from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
 from tui.settings import Settings
@@ -59,7 +63,11 @@ SESSION = "ses_0000000000000000"
 WHERE = "demo · local emulator"
 TITLE = "batchtop"
 HIGH_CONTRAST = "batchtop-high-contrast"
-WAIT_S = 30.0  # a condition not met by then is a bug: fail loudly rather than shoot half a screen
+OPEN_AFTER_S = 40.0  # the tour opens the batch with failures this long after the start
+RETRY_AFTER_S = 15.0  # and asks for its retry this long after that
+REQUEST_FILE = "reviews-sentiment.jsonl"  # attached to the batch with failures, to retry it
+WAIT_S = 30.0  # a condition still unmet by then is a bug: fail rather than shoot half a screen
+STOPWATCH_MODULES = "tui.service.results"  # the results store's modules time downloads
 
 Condition = Callable[[], bool]
 
@@ -80,37 +88,50 @@ async def start_frozen_demo(at: datetime = FROZEN_AT, seed: int = SEED) -> Runni
     return emulator
 
 
-async def _no_timer(seconds: float) -> None:
-    """The monitor's sleep: no timer ever fires, so it polls only when woken (refresh,
-    focus, resume). With time frozen a timer would only fetch the same state again, and a
-    fetch in flight would show in the header."""
+async def no_timer(seconds: float) -> None:
+    """The monitor's sleep: no timer ever fires, so it polls only when woken (refresh, focus,
+    resume). With time frozen a timer could only fetch the same state again, at a moment
+    that would show in the header."""
     await asyncio.Event().wait()
 
 
-def frozen_services(emulator: RunningEmulator, settings: Settings,
-                    where: str = WHERE) -> ServicesFactory:
+class GatedAPI(BatchesAPI):
+    """The API client whose list waits until `opened` is set: the first sync happens once
+    the app listens (alerts included) and the audit log is idle, so the records it causes
+    are written in one order, run after run."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened = asyncio.Event()
+
+    async def list_page(self, limit: int = 1000, after_id: str | None = None) -> Page:
+        await self.opened.wait()
+        return await super().list_page(limit, after_id)
+
+
+def frozen_services(emulator: RunningEmulator, settings: Settings) -> ServicesFactory:
     """Services as the app assembles them, on the emulator's clock, with fixed ids.
 
-    The emulator is not theirs to stop: several apps may be shot against one emulator.
+    The emulator is not theirs to stop: several apps are shot against one emulator.
     """
 
     async def make() -> Services:
         clock = emulator.engine.clock.now
-        api = BatchesAPI.connect(KEY, emulator.url, max_retries=0)
+        api = GatedAPI.connect(KEY, emulator.url, max_retries=0)
         audit = AuditLog(locations().audit, actor=ACTOR, session=SESSION, secrets=[KEY],
                          clock=clock)
-        monitor = Monitor(api, audit, settings.cadence, clock=clock, sleep=_no_timer,
+        monitor = Monitor(api, audit, settings.cadence, clock=clock, sleep=no_timer,
                           backoff=Backoff(seed=SEED))
         return assemble(api, audit, monitor, settings, Ledger(clock=clock), clock=clock,
-                        where=where)
+                        where=WHERE)
 
     return make
 
 
 @contextlib.contextmanager
 def private_home() -> Iterator[Path]:
-    """BATCHTOP_HOME in a fresh temporary directory (nothing of the user's leaks in), and
-    NO_COLOR unset; both restored afterwards."""
+    """BATCHTOP_HOME in a fresh temporary directory (nothing of the user's leaks in) and
+    NO_COLOR unset, both restored afterwards."""
     saved = {name: os.environ.get(name) for name in (HOME_ENV, "NO_COLOR")}
     with tempfile.TemporaryDirectory(prefix="batchtop-shots-") as home:
         os.environ[HOME_ENV] = home
@@ -125,12 +146,37 @@ def private_home() -> Iterator[Path]:
                     os.environ[name] = value
 
 
+class StoppedStopwatch:
+    """The `time` module as the results store sees it, with `monotonic` stopped at 0."""
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def stopped_stopwatch() -> Iterator[None]:
+    """Downloads take "0.0s": their real duration would differ from run to run."""
+    patched: list[ModuleType] = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith(STOPWATCH_MODULES) and getattr(module, "time", None) is time:
+            vars(module)["time"] = StoppedStopwatch()
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            vars(module)["time"] = time
+
+
 # -- 256 colours ------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=4096)
 def eight_bit(style: Style) -> Style:
-    """`style` with its colours as a 256-colour terminal shows them (Rich's downgrade)."""
+    """`style` with its colours as a 256-colour terminal shows them (Rich's reduction)."""
     color, bgcolor = style.color, style.bgcolor
     return style + Style.from_color(
         color.downgrade(ColorSystem.EIGHT_BIT) if color is not None else None,
@@ -139,8 +185,8 @@ def eight_bit(style: Style) -> Style:
 
 
 class EightBitColors(LineFilter):
-    """Every colour reduced to the 256-colour palette, as Textual does when it writes to such
-    a terminal; as a filter the reduction reaches the screenshot too."""
+    """Every colour reduced to the 256-colour palette, as Textual reduces them when writing
+    to such a terminal; as a line filter the reduction reaches the screenshot too."""
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
         return [Segment(text, eight_bit(style) if style is not None else None, control)
@@ -148,20 +194,20 @@ class EightBitColors(LineFilter):
 
 
 class ScreenshotApp(BatchtopApp):
-    """The app as it runs, optionally drawn in 256 colours."""
+    """The app as it runs, in UTC, optionally drawn in 256 colours."""
 
     def __init__(self, settings: Settings, services: ServicesFactory, *,
-                 clock: Callable[[], datetime], eight_bit: bool = False) -> None:
+                 clock: Callable[[], datetime], colors_256: bool = False) -> None:
         super().__init__(settings, services=services, clock=clock, tz=UTC)
         self.title = TITLE
-        self._eight_bit = EightBitColors() if eight_bit else None
+        self._reduce = EightBitColors() if colors_256 else None
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         filters = super().get_line_filters()
-        return [*filters, self._eight_bit] if self._eight_bit is not None else filters
+        return [*filters, self._reduce] if self._reduce is not None else filters
 
 
-# -- waiting, deterministically ---------------------------------------------------------------
+# -- waiting, by conditions -------------------------------------------------------------------
 
 
 async def until(pilot: Pilot[Any], condition: Condition, what: str) -> None:
@@ -174,36 +220,67 @@ async def until(pilot: Pilot[Any], condition: Condition, what: str) -> None:
         await pilot.pause(0.02)
 
 
-def _busy(app: BatchtopApp) -> bool:
-    """Some work is left: a worker running (but the monitor's loop, and an action waiting
-    for the answer of its dialog), or a poll in flight."""
-    waiting = {"monitor", "actions"} if app.modal_open() else {"monitor"}
-    working = any(worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
-                  and worker.group not in waiting for worker in app.workers)
-    return working or app.monitor_state.fetching
+def busy(app: BatchtopApp) -> bool:
+    """Work is left: a worker running (not the monitor's loop, nor an action waiting for
+    the answer of its dialog), a poll in flight, or audit records not yet written."""
+    waiting = {"monitor", "actions", "flow"} if app.modal_open() else {"monitor"}
+    if any(worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+           and worker.group not in waiting for worker in app.workers):
+        return True
+    services = app.services
+    audit = services.audit if services is not None else None
+    writing = isinstance(audit, AuditLog) and audit.pending_count > 0
+    return writing or app.monitor_state.fetching
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Until nothing is left to do: no worker running, no poll in flight, messages handled."""
+    """Until nothing is left to do, and the screen has drawn it."""
     app = pilot.app
     assert isinstance(app, BatchtopApp)
-    for _ in range(3):  # a finished worker may post work that starts another
-        await until(pilot, lambda: not _busy(app), "the app to settle")
+    for _ in range(3):  # finished work may start more (a refresh, a repaint)
+        alerts = app.alerts
+        if alerts is not None:
+            await alerts.drain()
+        await until(pilot, lambda: not busy(app), "the app to settle")
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
+
+
+def listening(app: BatchtopApp) -> bool:
+    """The app's services have started (its alerts follow the monitor) and the monitor's
+    session.started is on disk."""
+    services = app.services
+    if services is None or not isinstance(services.audit, AuditLog):
+        return False
+    if any(worker.group == "services" and not worker.is_finished for worker in app.workers):
+        return False
+    audit = services.audit
+    return audit.pending_count == 0 and bool(read_audit(audit.directory).records)
+
+
+async def open_gate(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, BatchtopApp)
+    await until(pilot, lambda: listening(app), "the app to listen")
+    api = app.api
+    assert isinstance(api, GatedAPI)
+    api.opened.set()
 
 
 async def synced(pilot: Pilot[Any]) -> BatchesScreen:
     """Until the list shows every batch of the first full sync."""
     app = pilot.app
     assert isinstance(app, BatchtopApp)
-    await until(pilot, lambda: app.services is not None and app.monitor_state.synced,
-                "the first sync")
+    await until(pilot, lambda: app.monitor_state.synced, "the first sync")
     screen = app.batches_screen
     assert screen is not None
-    await until(pilot, lambda: screen.rows is not None
-                and len(screen.rows) + screen.new_count == len(app.monitor_state.batches),
-                "the list to show the batches")
+
+    def shown() -> bool:
+        rows = screen.rows
+        return rows is not None and len(rows) + screen.new_count == len(
+            app.monitor_state.batches)
+
+    await until(pilot, shown, "the list to show the batches")
     await settle(pilot)
     return screen
 
@@ -216,21 +293,47 @@ async def screen_of(pilot: Pilot[Any], kind: type[Screen[Any]]) -> Screen[Any]:
 # -- which batches ----------------------------------------------------------------------------
 
 
-def error_ratio(batch: BatchSnapshot) -> float:
-    counts = batch.request_counts
-    return counts.errored / counts.total if counts.total else 0.0
-
-
 def with_errors(batches: Sequence[BatchSnapshot]) -> BatchSnapshot:
-    """The ended batch (results still downloadable) with the highest share of errors."""
-    ended = [b for b in batches if b.is_ended and b.archived_at is None and error_ratio(b)]
-    return max(ended, key=lambda b: (error_ratio(b), b.id))
+    """The ended batch (results still downloadable) with the largest share of errors."""
+    ended = [b for b in batches if b.is_ended and b.archived_at is None
+             and b.request_counts.errored]
+    return max(ended, key=lambda b: (b.request_counts.errored / b.request_counts.total, b.id))
 
 
 def running(batches: Sequence[BatchSnapshot]) -> BatchSnapshot:
     """The running batch with the most requests still processing."""
-    live = [b for b in batches if b.processing_status == "in_progress"]
+    live = [b for b in batches if b.processing_status == IN_PROGRESS
+            and b.cancel_initiated_at is None]
     return max(live, key=lambda b: (b.request_counts.processing, b.id))
+
+
+def request_file(emulator: RunningEmulator, batch_id: str) -> bytes:
+    """A request file for a demo batch: its custom_ids with params like its requests'."""
+    source = emulator.engine.get(batch_id).source
+    lines = []
+    for index in range(len(source)):
+        traits = source.traits(index)
+        custom_id = source.custom_id(index)
+        lines.append(orjson.dumps({"custom_id": custom_id, "params": {
+            "model": traits.model, "max_tokens": traits.max_tokens,
+            "messages": [{"role": "user", "content":
+                          f"Is review {custom_id} positive, negative or mixed? Review: "
+                          + "The delivery was quick, the fit is odd. " * 8}],
+        }}))
+    return b"\n".join(lines) + b"\n"
+
+
+async def attach_requests(app: BatchtopApp, emulator: RunningEmulator, batch_id: str) -> None:
+    """Attach the batch's request file (as `a` does), so that R can plan a real retry.
+
+    The file is named relative to its directory: the name is recorded, and shown.
+    """
+    folder = locations().data
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / REQUEST_FILE).write_bytes(request_file(emulator, batch_id))
+    with contextlib.chdir(folder):
+        preview = await app.actions.plan_attach(batch_id, REQUEST_FILE)
+        await app.actions.attach(preview)
 
 
 # -- the shots --------------------------------------------------------------------------------
@@ -238,10 +341,10 @@ def running(batches: Sequence[BatchSnapshot]) -> BatchSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Shooter:
-    """Saves the app's current screen, once it has settled, as OUTDIR/NAME."""
+    """Saves the app's current screen, once settled, as OUTDIR/NAME."""
 
     outdir: Path
-    saved: list[Path]
+    saved: list[Path] = field(default_factory=list)
 
     async def __call__(self, pilot: Pilot[Any], name: str) -> None:
         app = pilot.app
@@ -256,79 +359,6 @@ class Shooter:
 Scene = Callable[[Pilot[Any], Shooter], Awaitable[None]]
 
 
-async def tour(pilot: Pilot[Any], shoot: Shooter) -> None:
-    """The list, a batch with failures, one of them, retry and cancel asked, the audit log."""
-    app = pilot.app
-    assert isinstance(app, BatchtopApp)
-    screen = await synced(pilot)
-    await shoot(pilot, "batches.svg")
-    batches = list(app.monitor_state.batches.values())
-
-    screen.move_to(with_errors(batches).id)
-    await pilot.press("enter")
-    batch = await screen_of(pilot, BatchScreen)
-    assert isinstance(batch, BatchScreen)
-    await until(pilot, lambda: batch.phase is Phase.READY and bool(batch.errors.groups),
-                "the results and their failure summary")
-    await shoot(pilot, "batch-errors.svg")
-
-    await pilot.press("2")  # errored only
-    await settle(pilot)
-    await pilot.press("enter")
-    await screen_of(pilot, ResultScreen)
-    await shoot(pilot, "result.svg")
-    await pilot.press("escape")
-    await screen_of(pilot, BatchScreen)
-    await pilot.press("escape")
-    await screen_of(pilot, BatchesScreen)
-
-    await pilot.press("R")
-    retry = await screen_of(pilot, RetryModal)
-    assert isinstance(retry, RetryModal)
-    await until(pilot, lambda: not retry.planning, "the retry plan")
-    await shoot(pilot, "retry-confirm.svg")
-    await pilot.press("escape")
-    await screen_of(pilot, BatchesScreen)
-
-    screen.move_to(running(batches).id)
-    await pilot.press("c")
-    await screen_of(pilot, ConfirmModal)
-    await shoot(pilot, "cancel-confirm.svg")
-    await pilot.press("escape")
-    await screen_of(pilot, BatchesScreen)
-
-    audit = audit_screen()
-    if audit is None:
-        print("screenshots: no audit screen in this build; audit.svg skipped", file=sys.stderr)
-        return
-    await pilot.press("A")
-    shown = await screen_of(pilot, audit)
-    await until(pilot, lambda: getattr(shown, "rows", None) is not None, "the audit log")
-    await shoot(pilot, "audit.svg")
-
-
-def audit_screen() -> type[Screen[Any]] | None:
-    """The audit viewer's screen class, when this build has one."""
-    try:
-        from tui.ui.screens import audit
-    except ImportError:
-        return None
-    found = getattr(audit, "AuditScreen", None)
-    return found if isinstance(found, type) and issubclass(found, Screen) else None
-
-
-async def run_scene(emulator: RunningEmulator, scene: Scene, shoot: Shooter, size: tuple[int, int],
-                    settings: Settings, *, eight_bit: bool = False) -> frozenset[str]:
-    """One app, from start to quit, against the shared emulator; returns its theme names."""
-    app = ScreenshotApp(settings, frozen_services(emulator, settings),
-                        clock=emulator.engine.clock.now, eight_bit=eight_bit)
-    async with app.run_test(size=size) as pilot:
-        await scene(pilot, shoot)
-        themes = frozenset(app.available_themes)
-        await app.stop_services()
-    return themes
-
-
 def list_scene(name: str) -> Scene:
     """Only the list, once it shows the first full sync."""
 
@@ -339,28 +369,126 @@ def list_scene(name: str) -> Scene:
     return scene
 
 
+def tour(emulator: RunningEmulator) -> Scene:
+    """A user's first two minutes: the list, cancel asked and declined; the batch with the
+    most failures, one of them, a retry asked and declined; then the audit log of it all.
+    Time moves on between steps, by fixed amounts, so the log reads as it happened."""
+
+    async def scene(pilot: Pilot[Any], shoot: Shooter) -> None:
+        app = pilot.app
+        assert isinstance(app, BatchtopApp)
+        screen = await synced(pilot)
+        await shoot(pilot, "batches.svg")
+        batches = list(app.monitor_state.batches.values())
+
+        screen.move_to(running(batches).id)
+        await pilot.press("c")
+        await screen_of(pilot, ConfirmModal)
+        await shoot(pilot, "cancel-confirm.svg")
+        await pilot.press("escape")
+        await back_from_dialog(pilot, BatchesScreen)
+
+        emulator.engine.clock.advance(OPEN_AFTER_S)
+        failed = with_errors(batches).id
+        screen.move_to(failed)
+        await pilot.press("enter")
+        batch = await screen_of(pilot, BatchScreen)
+        assert isinstance(batch, BatchScreen)
+        await until(pilot, lambda: batch.phase is Phase.READY and bool(batch.errors.groups),
+                    "the results and their failure summary")
+        await shoot(pilot, "batch-errors.svg")
+
+        await pilot.press("5")  # succeeded only: the first one, in full
+        await settle(pilot)
+        await pilot.press("enter")
+        await screen_of(pilot, ResultScreen)
+        await shoot(pilot, "result.svg")
+        await pilot.press("escape")
+        await screen_of(pilot, BatchScreen)
+        await pilot.press("2")  # errored only, behind the retry dialog
+
+        emulator.engine.clock.advance(RETRY_AFTER_S)
+        await attach_requests(app, emulator, failed)
+        await settle(pilot)
+        await pilot.press("R")
+        retry = await screen_of(pilot, RetryModal)
+        assert isinstance(retry, RetryModal)
+        await until(pilot, lambda: not retry.planning, "the retry plan")
+        await shoot(pilot, "retry-confirm.svg")
+        await pilot.press("escape")
+        await back_from_dialog(pilot, BatchScreen)
+
+        audit = audit_screen()
+        if audit is None:
+            print("screenshots: no audit screen in this build; audit.svg skipped",
+                  file=sys.stderr)
+            return
+        await pilot.press("escape")
+        await screen_of(pilot, BatchesScreen)
+        await pilot.press("A")
+        shown = await screen_of(pilot, audit)
+        await until(pilot, lambda: getattr(shown, "rows", None) is not None, "the audit log")
+        await shoot(pilot, "audit.svg")
+
+    return scene
+
+
+async def back_from_dialog(pilot: Pilot[Any], kind: type[Screen[Any]]) -> None:
+    """Back on `kind` after a dialog: polling resumed; one refresh, awaited, is the barrier
+    after which every record of that poll is written (before the audit viewer reads them)."""
+    app = pilot.app
+    assert isinstance(app, BatchtopApp)
+    await screen_of(pilot, kind)
+    await app.monitor.refresh_now()
+    await settle(pilot)
+
+
+def audit_screen() -> type[Screen[Any]] | None:
+    """The audit viewer's screen, when this build has one."""
+    try:
+        from tui.ui.screens import audit
+    except ImportError:
+        return None
+    found = getattr(audit, "AuditScreen", None)
+    return found if isinstance(found, type) and issubclass(found, Screen) else None
+
+
+async def run_scene(emulator: RunningEmulator, scene: Scene, shoot: Shooter,
+                    size: tuple[int, int], settings: Settings, *,
+                    colors_256: bool = False) -> frozenset[str]:
+    """One app, from start to quit, with files of its own; returns its theme names."""
+    app = ScreenshotApp(settings, frozen_services(emulator, settings),
+                        clock=emulator.engine.clock.now, colors_256=colors_256)
+    with private_home():
+        async with app.run_test(size=size) as pilot:
+            await open_gate(pilot)
+            await scene(pilot, shoot)
+            themes = frozenset(app.available_themes)
+            await app.stop_services()
+    return themes
+
+
 async def capture_all(outdir: Path, *, size: tuple[int, int] = SIZE) -> list[Path]:
     """Write every screenshot into `outdir`; returns the files in the order they were taken."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    shoot = Shooter(outdir, [])
-    with private_home():
-        emulator = await start_frozen_demo()
-        try:
-            # The list-only apps first, so that every list shows the same data (the tour
-            # stores results, and stored batches show their cost).
-            themes = await run_scene(emulator, list_scene("read-only.svg"), shoot, size,
-                                     Settings(read_only=True))
-            await run_scene(emulator, list_scene("batches-256.svg"), shoot, size, Settings(),
-                            eight_bit=True)
-            if HIGH_CONTRAST in themes:
-                await run_scene(emulator, list_scene("high-contrast.svg"), shoot, size,
-                                Settings(theme=HIGH_CONTRAST))
-            else:
-                print(f"screenshots: no {HIGH_CONTRAST} theme; high-contrast.svg skipped",
-                      file=sys.stderr)
-            await run_scene(emulator, tour, shoot, size, Settings())
-        finally:
-            await emulator.stop()
+    await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
+    shoot = Shooter(outdir)
+    emulator = await start_frozen_demo()
+    try:
+        # The lists first: the tour moves the clock on.
+        themes = await run_scene(emulator, list_scene("read-only.svg"), shoot, size,
+                                 Settings(read_only=True))
+        await run_scene(emulator, list_scene("batches-256.svg"), shoot, size, Settings(),
+                        colors_256=True)
+        if HIGH_CONTRAST in themes:
+            await run_scene(emulator, list_scene("high-contrast.svg"), shoot, size,
+                            Settings(theme=HIGH_CONTRAST))
+        else:
+            print(f"screenshots: no {HIGH_CONTRAST} theme; high-contrast.svg skipped",
+                  file=sys.stderr)
+        with stopped_stopwatch():
+            await run_scene(emulator, tour(emulator), shoot, size, Settings())
+    finally:
+        await emulator.stop()
     return shoot.saved
 
 

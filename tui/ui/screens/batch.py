@@ -600,6 +600,8 @@ class BatchScreen(Screen[None]):
             _with_ledger, given, lambda ledger: _ledger_facts(ledger, batch_id))
         label, lineage = found if found is not None else (None, Lineage())
         self._lineage = lineage
+        if not self.is_mounted:
+            return
         summary = self.summary
         summary.notes = replace(summary.notes, label=label,
                                 lineage=lineage_text(lineage, self._styles))
@@ -626,7 +628,7 @@ class BatchScreen(Screen[None]):
             costs = self._local_costs = await asyncio.to_thread(
                 CostService, store, config, locations().audit)
         cost = await asyncio.to_thread(costs.batch_cost, batch)
-        if cost is None:
+        if cost is None or not self.is_mounted:
             return
         summary = self.summary
         summary.notes = replace(summary.notes,

@@ -192,9 +192,11 @@ class BatchesScreen(Screen[None]):
         return len(self._pending)
 
     def set_info(self, info: HeaderInfo) -> None:
+        """Where the list looks; called again once the services are up (the keys may change)."""
         self._info = info
         if self.is_mounted:
             self.header.set_info(info)
+            self.refresh_bindings()
 
     # -- monitor state ------------------------------------------------------------------------
 
@@ -276,7 +278,7 @@ class BatchesScreen(Screen[None]):
             return known.label() if known is not None else None
 
         def eta(batch: BatchSnapshot, now: datetime) -> tuple[str, str] | None:
-            found = costs.eta(batch, now)
+            found = costs.eta(batch, now) if app.history_loaded else None
             return eta_cell(found, now) if found is not None else None
 
         return RowExtras(labels=app.labels, lineage=app.lineage, cost=cost, eta=eta,
@@ -414,7 +416,7 @@ class BatchesScreen(Screen[None]):
         # None shows it dimmed.
         if action == "match":
             return self._search is not None
-        if action in WRITE_ACTIONS and self.batches_app.settings.read_only:
+        if action in WRITE_ACTIONS and not self._can_act():
             return False
         if action == "submit":
             return self._search is None
@@ -454,6 +456,12 @@ class BatchesScreen(Screen[None]):
         self.batches_app.action_refresh_now()
 
     # -- actions on batches (the flows ask, act, toast and refresh) ---------------------------
+
+    def _can_act(self) -> bool:
+        """Not read-only, and the services (once started) include the actions layer."""
+        app = self.batches_app
+        services = app.services
+        return not app.settings.read_only and (services is None or services.actions is not None)
 
     @property
     def flows(self) -> ActionFlows:

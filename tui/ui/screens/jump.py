@@ -1,4 +1,4 @@
-"""The `:` line (`:b msgbatch_…`, `:audit`, `:q`) and the parser of what was typed there."""
+"""The `:` line (`:b msgbatch_…`, `:audit [id]`, `:q`) and the parser of what was typed there."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ _VERBS: dict[str, JumpVerb] = {
 
 
 def parse_jump(text: str) -> JumpCommand:
-    """`b ID` / `batch ID` / a bare `msgbatch_…` id, `audit`, `q`; a leading `:` is ignored."""
+    """`b ID` / `batch ID` / a bare `msgbatch_…` id, `audit [ID]`, `q`; a leading `:` is ignored."""
     words = text.strip().removeprefix(":").split()
     if not words:
         return JumpCommand(JumpVerb.NONE)
@@ -70,7 +70,7 @@ class JumpScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="jump-line"):
             yield Label(":", id="jump-prompt")
-            yield Input(self._initial, placeholder="b msgbatch_…   audit   q",
+            yield Input(self._initial, placeholder="b msgbatch_…   audit [msgbatch_…]   q",
                         id="jump-input", select_on_focus=False)
 
     def on_mount(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -39,7 +39,8 @@ COLUMNS: tuple[Column, ...] = (
 HELP_INTRO = (
     "The final outcome of every request across an original batch and all its retries: the "
     "first success wins, otherwise the latest attempt. Requests that still failed come first. "
-    "'pending' means a retry holding the request is still running. y copies the custom_id."
+    "'pending' means a retry holding the request is still running. enter opens the batch that "
+    "decided a request, y copies its custom_id."
 )
 
 
@@ -145,6 +146,13 @@ class MergedScreen(Screen[None]):
         table.set_source(ListSource([o.custom_id for o in rows],
                                     lambda i: merged_cells(rows[i], styles)))
         table.focus()
+
+    @on(VirtualTable.Selected, "#merged-table")
+    def _on_selected(self, event: VirtualTable.Selected) -> None:
+        event.stop()
+        open_batch = getattr(self.app, "open_batch", None)
+        if event.index < len(self._rows) and callable(open_batch):
+            open_batch(self._rows[event.index].batch_id)
 
     def action_copy_id(self) -> None:
         index = self.query_one("#merged-table", VirtualTable).cursor_index
