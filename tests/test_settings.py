@@ -10,7 +10,14 @@ import pytest
 
 from tui.cli import main
 from tui.paths import locations
-from tui.settings import ConfigError, ensure_config_file, load_settings
+from tui.settings import (
+    ConfigError,
+    Settings,
+    ensure_config_file,
+    load_settings,
+    profile_args,
+    profile_summaries,
+)
 
 CONFIG = """
 [defaults]
@@ -123,3 +130,32 @@ def test_config_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     write_config("[defaults\n")
     assert main(["config"]) == 2
     assert "config.toml" in capsys.readouterr().err
+
+
+def test_config_show_flags_unknown_keymap_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    write_config('[keymap]\n"batches.refresh" = "f5"\n"batches.refrsh" = "x"\n')
+    assert main(["config", "--show"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    typo = next(line for line in lines if "keymap.batches.refrsh" in line)
+    good = next(line for line in lines if "keymap.batches.refresh" in line)
+    assert "UNKNOWN binding id" in typo and "UNKNOWN" not in good
+
+
+def test_key_source_names_where_the_key_is_never_the_key() -> None:
+    assert Settings(api_key_env="MY_KEY").key_source() == "$MY_KEY"
+    assert Settings(api_key_command="pass show x").key_source() == "key command"
+    assert "sk-" not in Settings(api_key="sk-secret").key_source()
+
+
+def test_switching_profile_keeps_read_only_and_drops_base_url() -> None:
+    write_config(CONFIG)
+    args = argparse.Namespace(profile="prod", base_url="http://flag", read_only=True,
+                              no_mouse=False)
+    switched = load_settings(profile_args(args, "default"), environ={})
+    assert switched.profile == "default" and switched.source["profile"] == "--profile"
+    assert switched.base_url is None and switched.read_only is True
+    summaries = {s.name: s for s in profile_summaries(None, ("default", "prod", "gone"),
+                                                      environ={})}
+    assert summaries["prod"].read_only and summaries["prod"].base_url == "http://127.0.0.1:9"
+    assert summaries["prod"].key_source == "key command"
+    assert summaries["gone"].error is not None and "gone" in summaries["gone"].error

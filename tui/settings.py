@@ -6,7 +6,7 @@ import argparse
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,20 @@ class Settings:
         env = os.environ if environ is None else environ
         return resolve_api_key(env, key_env=self.api_key_env, key_command=self.api_key_command)
 
-    def effective(self) -> list[tuple[str, str, str]]:
-        """(name, value, source) rows for `batchtop config --show`; never the key itself."""
+    def key_source(self) -> str:
+        """Where the profile's key comes from, never the key: shown by the profile picker."""
+        if self.api_key:
+            return "key in the config file"
+        if self.api_key_command:
+            return "key command"
+        return f"${self.api_key_env}"
+
+    def effective(self, binding_ids: Collection[str] | None = None) -> list[tuple[str, str, str]]:
+        """(name, value, source) rows for `batchtop config --show`; never the key itself.
+
+        `[keymap]` entries naming no binding are flagged; the ids are the UI's own
+        (`binding_ids`, else read from the UI when the keymap is not empty).
+        """
         rows: list[tuple[str, str, str]] = []
         for item in fields(self):
             name = item.name
@@ -109,9 +121,51 @@ class Settings:
         for item in fields(self.cadence):
             rows.append((f"cadence.{item.name}", str(getattr(self.cadence, item.name)),
                          self.source.get(f"cadence.{item.name}", "built-in")))
+        if self.keymap and binding_ids is None:
+            from tui.ui.commands import binding_ids as ui_binding_ids
+
+            binding_ids = ui_binding_ids()
         for binding, keys in sorted(self.keymap.items()):
-            rows.append((f"keymap.{binding}", keys, "config file"))
+            known = binding_ids is None or binding in binding_ids
+            rows.append((f"keymap.{binding}", keys,
+                         "config file" if known else "config file: UNKNOWN binding id, ignored"))
         return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSummary:
+    """One profile as the picker lists it: never its key, only where the key comes from."""
+
+    name: str
+    base_url: str | None = None
+    read_only: bool = False
+    key_source: str = ""
+    error: str | None = None  # the profile cannot be loaded (a wrong type in its table)
+
+
+def profile_args(args: argparse.Namespace | None, name: str) -> argparse.Namespace:
+    """The command line as if it had said `--profile NAME`. `--base-url` belonged to the
+    profile the app started with and is dropped; `--read-only` stays on for every profile."""
+    values = dict(vars(args)) if args is not None else {}
+    values["profile"] = name
+    values["base_url"] = None
+    return argparse.Namespace(**values)
+
+
+def profile_summaries(args: argparse.Namespace | None, names: Collection[str],
+                      environ: Mapping[str, str] | None = None,
+                      where: Locations | None = None) -> list[ProfileSummary]:
+    """Each profile as it would load now (its key is not resolved: no key command runs)."""
+    out: list[ProfileSummary] = []
+    for name in names:
+        try:
+            settings = load_settings(profile_args(args, name), environ, where)
+        except ConfigError as exc:
+            out.append(ProfileSummary(name, error=str(exc)))
+            continue
+        out.append(ProfileSummary(name, settings.base_url, settings.read_only,
+                                  settings.key_source()))
+    return out
 
 
 def config_path(where: Locations | None = None) -> Path:

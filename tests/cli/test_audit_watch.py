@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import signal
@@ -139,6 +140,14 @@ class Lines:
                 return line
         raise AssertionError(f"not seen in time; got {self.seen[-5:]}")
 
+    def rest(self) -> list[str]:
+        """Every line still unread, once the process has ended."""
+        lines: list[str] = []
+        while (line := self._queue.get(timeout=WAIT_S)) is not None:
+            lines.append(line)
+        self.seen += lines
+        return lines
+
 
 @pytest.fixture
 def spawn(isolated_home: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Lines]]]:
@@ -196,3 +205,68 @@ def test_watch_headless_records_an_ended_batch(
     records = read_audit(locations().audit).records
     assert [r["batch_id"] for r in records if r["event"] == "batch.ended"] == [batch.id]
     assert records[-1]["event"] == "session.ended"
+
+
+def test_watch_headless_raises_alerts_like_the_app(
+    spawn: Callable[..., Any], make_threaded_emulator: MakeThreadedEmulator, tmp_path: Path,
+) -> None:
+    emulator = make_threaded_emulator(scenario="empty", error_rate=0.5, seed=3)
+    with anthropic.Anthropic(api_key=KEY, base_url=emulator.url) as client:
+        batch = client.messages.batches.create(requests=[{"custom_id": f"a-{n}", "params": {
+            "model": "claude-haiku-4-5", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}} for n in range(20)])
+    hook_out = tmp_path / "hook.json"
+    hook = (f"{sys.executable} -c \"import sys, pathlib; "
+            f"pathlib.Path(sys.argv[1]).open('ab').write(sys.stdin.buffer.read())\" {hook_out}")
+    config = locations().config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[defaults]\non_alert = {json.dumps(hook)}\nsla_seconds = 1000000\n"
+                      "[cadence]\nyoung_s = 0.2\nmiddle_s = 0.2\nold_s = 0.2\n"
+                      "discover_s = 0.5\nfocused_s = 0.2\n")
+    process, lines = spawn("watch", "--headless", "--json", "--base-url", emulator.url)
+    lines.wait_for(lambda line: f'"batch.discovered","batch_id":"{batch.id}"' in line)
+    emulator.call(lambda: emulator.engine.clock.advance(3600))
+    alert = orjson.loads(lines.wait_for(lambda line: '"alert.raised"' in line))
+    assert alert["batch_id"] == batch.id and alert["data"]["kind"] == "error_rate"
+    assert stop(process) == EXIT_OK
+    lines.rest()
+    printed = [orjson.loads(line) for line in lines.seen]
+    rate_alerts = [(r["batch_id"], r["data"]["kind"]) for r in printed
+                   if r["event"] == "alert.raised" and r["data"]["kind"] == "error_rate"]
+    assert rate_alerts == [(batch.id, "error_rate")]
+    records = read_audit(locations().audit).records
+    raised = [(r["batch_id"], r["data"]["kind"]) for r in records if r["event"] == "alert.raised"]
+    assert sorted(raised) == sorted((r["batch_id"], r["data"]["kind"]) for r in printed
+                                    if r["event"] == "alert.raised")
+    assert raised.count((batch.id, "error_rate")) == 1
+    assert not [r for r in records if r["event"] == "alert.hook_failed"], records
+    hooked = hook_out.read_bytes()  # on_alert ran, once per alert
+    assert hooked.count(b"error_rate") >= 1 and batch.id.encode() in hooked
+
+
+class FakeBacklog:
+    pending_count = 0
+    last_error: str | None = None
+
+
+def test_watch_says_once_when_the_audit_log_fails_and_when_it_recovers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tui.commands.watch import AuditErrorReporter
+    from tui.service.monitor import MonitorState
+
+    audit = FakeBacklog()
+    report = AuditErrorReporter(audit)  # type: ignore[arg-type]
+    report(MonitorState())
+    audit.pending_count, audit.last_error = 3, "session.jsonl: No space left on device"
+    report(MonitorState(audit_error="audit log not written (3 events held, retrying)"))
+    audit.pending_count = 4
+    report(MonitorState(audit_error="audit log not written (4 events held, retrying)"))
+    audit.pending_count, audit.last_error = 0, None
+    report(MonitorState())
+    report(MonitorState())
+    assert capsys.readouterr().err.splitlines() == [
+        "batchtop: audit log not writable: session.jsonl: No space left on device; "
+        "3 events held, retrying",
+        "batchtop: audit log writable again",
+    ]

@@ -14,6 +14,7 @@ from tests.cli.conftest import golden
 from tui.commands.formats import (
     CSV_COLUMNS,
     Column,
+    escape_json_controls,
     format_row,
     result_fields,
     table_lines,
@@ -161,3 +162,42 @@ def test_format_row_is_one_inert_line(cells: list[str]) -> None:
 
 def test_result_fields_order_matches_columns() -> None:
     assert len(result_fields(FIXTURE[0])) == len(CSV_COLUMNS)
+
+
+TERMINAL_ACTIVE = (
+    [chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"] + ["\x7f"]
+    + [chr(c) for c in range(0x80, 0xA0)]
+    + ["\u061c", "\u200e", "\u200f", "\u2028", "\u2029"]
+    + [chr(c) for c in range(0x202A, 0x202F)] + [chr(c) for c in range(0x2066, 0x206A)]
+)
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+))
+def test_escaped_json_is_equal_and_inert(value: Any) -> None:
+    for option in (0, orjson.OPT_INDENT_2):
+        escaped = escape_json_controls(orjson.dumps(value, option=option))
+        assert orjson.loads(escaped) == value
+        text = escaped.decode()
+        assert not any(char in text for char in TERMINAL_ACTIVE if char != "\n")
+
+
+def test_every_terminal_active_character_is_escaped() -> None:
+    escaped = escape_json_controls(orjson.dumps("".join(TERMINAL_ACTIVE))).decode()
+    assert escaped.isascii() and orjson.loads(escaped) == "".join(TERMINAL_ACTIVE)
+    assert "\\u202e" in escaped and "\\u009b" in escaped
+
+
+def test_escaping_leaves_plain_json_as_it_is() -> None:
+    data = orjson.dumps({"text": "héllo 中文 \u2010 \u00a0 emoji \U0001f600"})
+    assert escape_json_controls(data) is data
+
+
+def test_jsonl_inert_for_a_terminal() -> None:
+    line = orjson.dumps({"t": "\u202eevil\x9b"}) + b"\n"
+    out = io.BytesIO()
+    write_jsonl([line, b'{"a":1}'], out, inert=True)
+    assert out.getvalue() == b'{"t":"\\u202eevil\\u009b"}\n{"a":1}\n'

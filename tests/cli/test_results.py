@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -199,3 +200,29 @@ def test_export_into_missing_directory(cli: Cli, tmp_path: Path) -> None:
     ran = cli("export", batch.id, "--output", str(tmp_path / "nope" / "out.jsonl"))
     assert ran.code == EXIT_ERROR
     assert "no such directory" in ran.err
+
+
+def hostile_lines(cli: Cli) -> tuple[str, bytes]:
+    hostile = cli.emulator.engine.labelled("hostile").id
+    raw = raw_results(cli, hostile)
+    assert "\u202e".encode() in raw  # the API's JSON leaves bidi overrides raw
+    return hostile, raw
+
+
+def test_jsonl_into_a_file_keeps_hostile_lines_byte_exact(cli: Cli) -> None:
+    hostile, raw = hostile_lines(cli)
+    ran = cli("results", hostile, "--format", "jsonl")
+    assert ran.code == EXIT_OK, ran.err
+    assert ran.out.encode() == raw
+
+
+def test_jsonl_on_a_terminal_escapes_bidi_and_c1(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hostile, raw = hostile_lines(cli)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    ran = cli("results", hostile, "--format", "jsonl")
+    assert ran.code == EXIT_OK, ran.err
+    assert "\u202e" not in ran.out and "\\u202e" in ran.out
+    assert [orjson.loads(line) for line in ran.out.splitlines()] == [
+        orjson.loads(line) for line in raw.splitlines()]

@@ -284,11 +284,6 @@ def test_watch_headless_survives_an_outage(
     assert_audit_valid(isolated_home / "data" / "audit")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="watch --headless never looks at MonitorState.audit_error: an audit log that "
-           "cannot be written is not reported (fix: subscribe and note() each change)",
-)
 def test_watch_headless_says_when_the_audit_log_cannot_be_written(
     make_threaded_emulator: MakeThreaded, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -372,12 +367,6 @@ def test_hostile_text_in_cli_tables_is_inert(
     assert "␛]0;pwned␇⟨U+202E⟩" in run("ls")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--json output escapes C0 controls only: bidi overrides (U+202E) and C1 controls "
-           "(U+009B, a CSI) reach the terminal raw (fix: escape them as \\uXXXX in "
-           "tui/commands/common.py _dumps; the JSON stays equal)",
-)
 def test_json_output_escapes_bidi_and_c1(
     hostile_cli: tuple[ThreadedEmulator, Callable[..., str]],
 ) -> None:

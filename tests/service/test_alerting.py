@@ -16,6 +16,7 @@ import orjson
 
 from tui.core.alerts import ALERT_RAISED, Alert, AlertKind, Severity
 from tui.core.cadence import Cadence
+from tui.core.events import BATCH_DISCOVERED, Event
 from tui.emulator.server import RunningEmulator
 from tui.service.alerting import ALERT_HOOK_FAILED, AlertService
 from tui.service.api import BatchesAPI
@@ -221,3 +222,52 @@ async def test_a_batch_over_the_sla_alerts_once_with_a_frozen_clock(
         (record,) = watch.records(ALERT_RAISED, batch_id)
         assert record["data"]["details"]["sla_s"] == 3600.0
         await alerts.close()
+
+
+@dataclass
+class SlowWrites:
+    """The monitor's side of a shared audit log, whose writes wait while `gate` is clear."""
+
+    audit: AuditLog
+    gate: asyncio.Event
+
+    async def record(self, event: Event) -> None:
+        await self.gate.wait()
+        await self.audit.record(event)
+
+
+async def test_an_alert_is_written_after_the_events_that_raised_it(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(error_rate=0.0)
+    client = BatchesAPI.connect(KEY, emu.url)
+    api = BatchesAPI.connect(KEY, emu.url)
+    audit = AuditLog(tmp_path / "audit")
+    gate = asyncio.Event()
+    gate.set()
+    monitor = Monitor(api, SlowWrites(audit, gate), QUIET, clock=emu.engine.clock.now)
+    task = asyncio.create_task(monitor.run())
+    alerts = AlertService(monitor, audit, Settings(sla_seconds=60), clock=emu.engine.clock.now)
+    heard: list[Alert] = []
+    alerts.subscribe(heard.append)
+    try:
+        await until(monitor, lambda state: state.synced)
+        await alerts.start()
+        gate.clear()  # the monitor's writer falls behind
+        batch = await client.create([request(0)])
+        emu.engine.clock.advance(120)  # discovered already over its SLA: alerted at once
+        await monitor.refresh_now()
+        await asyncio.sleep(0.05)
+        assert [a.kind for a in heard] == [AlertKind.SLA]
+        assert read_audit(audit.directory, batch_id=batch.id).records == []  # not before
+        gate.set()
+        await asyncio.wait_for(alerts.drain(), 5)
+        names = [r["event"] for r in read_audit(audit.directory, batch_id=batch.id).records]
+        assert names == [BATCH_DISCOVERED, ALERT_RAISED]
+    finally:
+        await alerts.close()
+        monitor.stop()
+        await asyncio.wait_for(task, 5)
+        await audit.close()
+        await api.close()
+        await client.close()

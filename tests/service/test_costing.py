@@ -17,7 +17,7 @@ from tui.core.cost import PRICE_UNKNOWN, PriceTable
 from tui.core.events import diff_snapshots
 from tui.core.models import ENDED, IN_PROGRESS, BatchSnapshot, RequestCounts
 from tui.emulator.server import RunningEmulator
-from tui.service import costing
+from tui.service import audit as audit_module
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog, read_audit
 from tui.service.costing import CostService
@@ -301,7 +301,7 @@ async def test_eta_from_the_audit_log_and_the_monitors_ended_batches(
         reads.append(directory)
         return read_audit(directory, **kwargs)
 
-    monkeypatch.setattr(costing, "read_audit", counting_read)
+    monkeypatch.setattr(audit_module, "read_audit", counting_read)
     costs = costs_for(None, tmp_path)
     await costs.load_history()
     batch = running(60)

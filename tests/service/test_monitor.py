@@ -169,6 +169,7 @@ async def monitoring(
     before: Callable[[BatchesAPI], Awaitable[object]] | None = None,
     faults: str | None = None,
     bulk_audit: bool = True,
+    sink_type: type[PlainRecorder] | None = None,
     **options: Any,
 ) -> AsyncIterator[Harness]:
     emu = await make_emulator(scenario=scenario)
@@ -179,7 +180,8 @@ async def monitoring(
     sim = SimTime(emu.engine.clock)
     api = BatchesAPI.connect(KEY, emu.url)  # max_retries=0, as the app's monitor
     audit_dir = tmp_path / "audit"
-    sink = (Recorder if bulk_audit else PlainRecorder)(AuditLog(audit_dir))
+    kind = sink_type or (Recorder if bulk_audit else PlainRecorder)
+    sink = kind(AuditLog(audit_dir))
     monitor = Monitor(api, sink, cadence, clock=sim.now, sleep=sim.sleep, **options)
     calls: list[tuple[datetime, ApiCall]] = []
     api.add_call_hook(lambda call: calls.append((sim.now(), call)))
@@ -496,3 +498,129 @@ async def test_cancelling_run_still_ends_the_session(
     await api.close()
     assert [e.event for e in sink.events] == [SESSION_STARTED, SESSION_ENDED]
     assert api.calls["list"] == 1 and not monitor.state.fetching
+
+
+@dataclass
+class SharedSink(Recorder):
+    """An audit log shared with other writers: `held` lines are theirs, still being written,
+    unless `failure` says writes fail. `gate` holds the monitor's own writes while clear."""
+
+    held: int = 0
+    failure: str | None = None
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    @property
+    def pending_count(self) -> int:
+        return self.held
+
+    @property
+    def last_error(self) -> str | None:
+        return self.failure
+
+    async def flush_pending(self) -> bool:
+        return not self.held
+
+    async def record_many(self, events: Iterable[Event]) -> None:
+        await self.gate.wait()
+        await super().record_many(events)
+
+
+async def create_one(client: BatchesAPI, custom_id: str) -> str:
+    return (await client.create([request(custom_id)])).id
+
+
+async def test_lines_other_writers_have_in_flight_are_not_an_audit_error(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async with monitoring(make_emulator, tmp_path, sink_type=SharedSink) as h:
+        sink = h.sink
+        assert isinstance(sink, SharedSink)
+        sink.held = 3  # an action and alerts going through the same log right now
+        await create_one(h.client, "s-1")
+        await asyncio.wait_for(h.monitor.refresh_now(), 5)
+        await asyncio.wait_for(h.monitor.flushed(), 5)
+        assert h.sink.named(BATCH_DISCOVERED) and h.monitor.state.audit_error is None
+        sink.failure = "batchtop.jsonl: No space left on device"  # now writes do fail
+        await create_one(h.client, "s-2")
+        await asyncio.wait_for(h.monitor.refresh_now(), 5)
+        await asyncio.wait_for(h.monitor.flushed(), 5)
+        assert h.monitor.state.audit_error == (
+            "audit log not written (3 events held, retrying): "
+            "batchtop.jsonl: No space left on device"
+        )
+        sink.held, sink.failure = 0, None
+        await create_one(h.client, "s-3")
+        await asyncio.wait_for(h.monitor.refresh_now(), 5)
+        await asyncio.wait_for(h.monitor.flushed(), 5)
+        assert h.monitor.state.audit_error is None
+
+
+async def test_flushed_waits_for_the_events_emitted_so_far(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    async with monitoring(make_emulator, tmp_path, sink_type=SharedSink) as h:
+        sink = h.sink
+        assert isinstance(sink, SharedSink)
+        await asyncio.wait_for(h.monitor.flushed(), 5)  # the first sync
+        sink.gate.clear()
+        batch_id = await create_one(h.client, "w-1")
+        await asyncio.wait_for(h.monitor.refresh_now(), 5)
+        assert batch_id in h.monitor.state.batches
+        flushed = h.monitor.flushed()
+        await asyncio.sleep(0.05)
+        assert not flushed.done() and not h.sink.named(BATCH_DISCOVERED, batch_id)
+        sink.gate.set()
+        await asyncio.wait_for(flushed, 5)
+        assert h.sink.named(BATCH_DISCOVERED, batch_id)
+    # Not running: nothing to wait for.
+    assert h.monitor.flushed().done()
+
+
+async def test_forget_drops_a_deleted_batch_at_once_with_a_reason(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    created: list[str] = []
+
+    async def create(client: BatchesAPI) -> None:
+        created.append(await create_one(client, "f-1"))
+
+    async with monitoring(make_emulator, tmp_path, before=create) as h:
+        (batch_id,) = created
+        assert batch_id in h.monitor.state.batches
+        h.monitor.forget(batch_id)
+        assert batch_id not in h.monitor.state.batches
+        assert batch_id not in h.monitor.state.order
+        h.monitor.forget(batch_id)  # again, or an id never seen: nothing happens
+        h.monitor.forget("msgbatch_never_seen")
+        await asyncio.wait_for(h.monitor.flushed(), 5)
+        await h.run_for(60)  # no poll of it any more
+        retrieved = [c.target for c in h.called("retrieve")]
+    (gone,) = h.sink.named(BATCH_GONE, batch_id)
+    assert gone.data["reason"] == "deleted" and gone.data["last_status"] == IN_PROGRESS
+    assert batch_id not in retrieved
+
+
+async def test_refresh_now_with_ids_retrieves_only_those(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    created: list[str] = []
+
+    async def create(client: BatchesAPI) -> None:
+        created.extend([await create_one(client, "a-1"), await create_one(client, "b-1")])
+
+    async with monitoring(make_emulator, tmp_path, before=create) as h:
+        first, _second = created
+        before = len(h.calls)
+        await asyncio.wait_for(h.monitor.refresh_now([first]), 5)
+        asked = [(call.method, call.target) for _, call in h.calls[before:]]
+        assert asked == [("retrieve", first)]
+        # An id the monitor has not discovered yet is read (and known) at once.
+        fresh = await create_one(h.client, "c-1")
+        before = len(h.calls)
+        await asyncio.wait_for(h.monitor.refresh_now([fresh]), 5)
+        assert [(c.method, c.target) for _, c in h.calls[before:]] == [("retrieve", fresh)]
+        assert fresh in h.monitor.state.batches
+        assert len(h.sink.named(BATCH_DISCOVERED, fresh)) == 1

@@ -133,10 +133,10 @@ def plain_row(screen: BatchesScreen, index: int) -> list[str]:
 
 
 def column(screen: BatchesScreen, key: str) -> list[str]:
+    """The cells of column `key` in view order, also when the width leaves it out."""
     rows = screen.rows
     assert rows is not None
-    position = [c.key for c in rows.columns].index(key)
-    return [rows.cells(i)[position].plain for i in range(len(rows))]
+    return [rows.cell(batch, key).plain for batch in rows.batches]
 
 
 def requests(count: int, prefix: str = "req") -> Sequence[dict[str, Any]]:

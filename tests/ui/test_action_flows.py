@@ -207,7 +207,7 @@ async def test_retry_shows_the_plan_replans_and_asks_twice_before_repeating(
         first = dialog.preview
         assert first.request_count > 0 and first.by_class.get("permanent", 0) > 0
         summary = text_of(dialog, "#retry-summary")
-        assert "retryable" in summary and "Fix first" in summary and "estimate" in summary
+        assert "retryable" in summary and "Fix first" in summary and "Estimate" in summary
         assert "fix first" in summary  # the verdict of the permanent class
         await pilot.press("p")  # include permanent errors: re-planned
         await until(pilot, lambda: "permanent" in dialog.preview.include
@@ -309,7 +309,7 @@ async def test_submit_with_a_dry_run_then_confirm(
         await until(pilot, lambda: screen.preview is not None and not screen.busy)
         summary = text_of(screen, "#submit-summary")
         assert "3 valid" in summary and "1: 3 requests" in summary and "nightly" in summary
-        assert "estimate: up to" in summary
+        assert "Estimate" in summary and "up to" in summary
         assert isinstance(app.focused, Button) and app.focused.id == "submit-no"
         await pilot.press("d")
         await until(pilot, lambda: screen.query_one("#submit-dry", Static).display
@@ -404,6 +404,8 @@ async def test_read_only_refuses_without_a_dialog_and_records_it(
             assert app.screen is app.screen_stack[0]  # no prompt was opened
         assert sum(1 for _, _, severity in app.notes if severity == "warning") == 4
         assert app.api.calls["cancel"] == 0
+        for action in ("action.label", "action.attach"):  # refused up front, and recorded
+            assert app.outcomes(action) == ["refused"]
 
 
 async def test_one_flow_at_a_time(make_emulator: MakeEmulator, tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ async def test_counts_change_when_a_batch_ends(empty: RunningEmulator) -> None:
         assert rows is not None
         index = rows.index_of(created.id)
         assert index is not None
-        row = dict(zip([c.key for c in rows.columns], _plain(screen, index), strict=True))
+        row = _row(screen, index)
         assert row["status"] == "● running"
         assert row["processing"] == "3"
         assert row["succeeded"] == "–"  # unknown until the end, never a fake 0
@@ -87,7 +87,7 @@ async def test_counts_change_when_a_batch_ends(empty: RunningEmulator) -> None:
         assert rows is not None
         index = rows.index_of(created.id)
         assert index is not None
-        row = dict(zip([c.key for c in rows.columns], _plain(screen, index), strict=True))
+        row = _row(screen, index)
         assert row["status"] in ("✓ ended", "✗ failures")
         assert row["processing"] == "0"
         done = sum(int(row[key]) for key in ("succeeded", "errored", "canceled", "expired"))
@@ -95,9 +95,14 @@ async def test_counts_change_when_a_batch_ends(empty: RunningEmulator) -> None:
         assert "results until" in row["deadline"]
 
 
-def _plain(screen: BatchesScreen, index: int) -> list[str]:
-    assert screen.rows is not None
-    return [cell.plain for cell in screen.rows.cells(index)]
+KEYS = ("status", "processing", "succeeded", "errored", "canceled", "expired", "deadline")
+
+
+def _row(screen: BatchesScreen, index: int) -> dict[str, str]:
+    """The row's cells by key, whichever columns the list's width shows."""
+    rows = screen.rows
+    assert rows is not None
+    return {key: rows.cell(rows.batches[index], key).plain for key in KEYS}
 
 
 async def test_pause_key_pauses_and_resumes(empty: RunningEmulator) -> None:
@@ -354,9 +359,32 @@ async def test_the_demo_services_start_an_emulator_in_the_app() -> None:
         assert screen.rows is not None and len(screen.rows) > 5
         assert "demo · local emulator" in header_text(app)
         api = app.api
+        ledger = app.ledger
+        assert ledger is not None and ledger.path == locations().data / "demo-ledger.sqlite3"
+        assert app.actions.api is api and app.results_store is not None
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running)
     assert api.client.is_closed()
+
+
+def test_the_demo_ledger_starts_empty_every_time() -> None:
+    from tui.core.timefmt import utcnow
+    from tui.ui.launch import demo_ledger
+
+    with demo_ledger(utcnow) as ledger:
+        ledger.set_label("msgbatch_x", "from an earlier demo")
+    with demo_ledger(utcnow) as ledger:
+        assert ledger.labels() == {}
+
+
+async def test_without_the_actions_layer_the_action_keys_are_gone(
+    empty: RunningEmulator,
+) -> None:
+    app = make_app(services_factory(empty, features=False))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        actions = {active.binding.action for active in screen.active_bindings.values()}
+        assert "cancel" not in actions and "refresh" in actions
 
 
 def test_build_app_without_key_opens_the_no_key_screen(tmp_path: Path) -> None:
@@ -368,3 +396,20 @@ def test_build_app_without_key_opens_the_no_key_screen(tmp_path: Path) -> None:
     assert app._factory is None
     demo_app = build_app(argparse.Namespace(demo=True), Settings())
     assert demo_app._factory is not None
+
+
+def test_no_mouse_runs_without_mouse_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from tui.ui import launch
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: BatchtopApp, **options: Any) -> None:
+        seen.update(options)
+
+    monkeypatch.setattr(BatchtopApp, "run", fake_run)
+    args = argparse.Namespace(demo=False, profile=None, base_url=None, read_only=False,
+                              no_mouse=True)
+    assert launch.run_app(args) == 0
+    assert seen == {"mouse": False}

@@ -14,9 +14,9 @@ from textual.widgets import Input, Static
 
 from tui.core.events import Event
 from tui.paths import locations
-from tui.service.audit import AuditLog, AuditRead, read_audit
-from tui.ui.screens import audit as audit_screen
-from tui.ui.screens.audit import AuditRecordScreen, AuditScreen, LogReader
+from tui.service import audit as audit_module
+from tui.service.audit import AuditLog, AuditRead, LogReader, read_audit
+from tui.ui.screens.audit import AuditRecordScreen, AuditScreen
 
 APP_CSS = Path(__file__).resolve().parents[2] / "tui" / "ui" / "app.tcss"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -230,7 +230,7 @@ async def test_reader_reads_a_changed_batch_file_alone(
         reads.append(batch_id)
         return read_audit(directory, batch_id=batch_id)
 
-    monkeypatch.setattr(audit_screen, "read_audit", spy)
+    monkeypatch.setattr(audit_module, "read_audit", spy)
     reader = LogReader(tmp_path)
     whole = reader.poll()
     assert whole is not None and reads == [None]

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from textual.widgets import Static
 
 from tests.emulator_fixtures import MakeEmulator
@@ -46,6 +48,7 @@ from tui.ui.messages import MonitorUpdated
 from tui.ui.render import CellStyles
 from tui.ui.result_rows import ResultRows, ResultView, RowCache, parse_search, search_filter
 from tui.ui.screens.batch import BatchScreen
+from tui.ui.screens.batch_search import next_match
 from tui.ui.screens.confirm import ConfirmModal
 from tui.ui.screens.merged import MergedScreen
 from tui.ui.screens.result import ResultScreen
@@ -609,3 +612,19 @@ async def test_in_the_app_the_cost_shows_and_R_retries(
         await until(pilot, lambda: dialog.preview.request_count > 0)
         await pilot.press("y")
         await until(pilot, lambda: app.screen is screen and "retried as" in screen.summary.plain)
+
+
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=20, unique=True),
+       st.sets(st.integers(0, 30)), st.integers(0, 19), st.booleans())
+def test_next_match_is_the_nearest_hit_in_the_direction_wrapping(
+    seqs: list[int], hits: set[int], start: int, backwards: bool
+) -> None:
+    start %= len(seqs)
+    found = next_match(hits, seqs, start, backwards)
+    if found is None:
+        assert not hits & set(seqs)
+        return
+    assert seqs[found] in hits
+    distance = ((start - found) if backwards else (found - start)) % len(seqs) or len(seqs)
+    skipped = [seqs[(start + (-n if backwards else n)) % len(seqs)] for n in range(1, distance)]
+    assert not hits & set(skipped)

@@ -21,7 +21,8 @@ from tests.ui.harness import (
 from tui.core.batch_view import StatusFilter
 from tui.core.models import BatchSnapshot, RequestCounts
 from tui.emulator.server import RunningEmulator
-from tui.ui.batch_rows import BatchRows, CellStyles, columns_for
+from tui.ui.batch_columns import needed_width
+from tui.ui.batch_rows import BatchRows, CellStyles, RowExtras, columns_for
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ async def test_invalid_regex_is_reported_not_raised(demo: RunningEmulator) -> No
 
 async def test_sort_by_the_column_under_the_cursor(demo: RunningEmulator) -> None:
     app = make_app(services_factory(demo))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=WIDE) as pilot:  # wide enough for each count's own column
         screen = await synced(pilot)
         keys = [c.key for c in screen.table.columns]
         for _ in range(keys.index("processing")):
@@ -186,6 +187,52 @@ def _batch(batch_id: str, status: str = "ended", **counts: int) -> BatchSnapshot
 
 
 NOW = datetime(2025, 6, 1, 1, tzinfo=UTC)
+WIDE = (220, 40)
+ESSENTIAL = {"id", "status", "error_rate", "eta", "deadline"}
+
+
+@pytest.mark.parametrize("labels", [False, True])
+@pytest.mark.parametrize("lineage", [False, True])
+@pytest.mark.parametrize("width", [80, 100, 120, 160, 200, 240])
+def test_the_columns_fit_the_width_and_keep_the_essentials(
+    width: int, labels: bool, lineage: bool
+) -> None:
+    columns = columns_for(labels, lineage, width)
+    keys = {column.key for column in columns}
+    assert needed_width(columns) <= width
+    assert keys >= ESSENTIAL
+    assert len(keys) == len(columns)
+    if width >= 160:
+        assert keys >= {"created", "duration"} and keys & {"counts", "outcome"}
+    if width >= 100 and (labels or lineage):
+        assert keys & {"label", "lineage"}
+
+
+def test_a_narrow_list_folds_the_lineage_into_the_label_and_collapses_counts() -> None:
+    parent, child = _batch("msgbatch_parent01"), _batch("msgbatch_child001", errored=2)
+    extras = RowExtras(labels={child.id: "nightly"}, lineage={child.id: (parent.id, 1)})
+    columns = columns_for(True, True, 150)
+    keys = [column.key for column in columns]
+    assert "lineage" not in keys and "counts" in keys and "errored" not in keys
+    rows = BatchRows([parent, child], NOW, CellStyles({}), columns=columns, extras=extras)
+    row = dict(zip(keys, (cell.plain for cell in rows.cells(1)), strict=True))
+    assert row["label"] == "nightly ↻1 …arent01"
+    assert row["counts"] == "0/2/0"
+    assert dict(zip(keys, (c.plain for c in rows.cells(0)), strict=True))["label"] == \
+        "retried ×1"
+
+
+async def test_resizing_changes_the_columns_and_keeps_the_cursor(demo: RunningEmulator) -> None:
+    app = make_app(services_factory(demo))
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await synced(pilot)
+        await pilot.press("j", "j")
+        key = screen.table.cursor_key
+        assert "errored" in [c.key for c in screen.table.columns]
+        await pilot.resize_terminal(100, 40)
+        await until(pilot, lambda: "errored" not in [c.key for c in screen.table.columns])
+        assert needed_width(screen.table.columns) <= 100
+        assert screen.table.cursor_key == key
 
 
 def test_cells_are_inert_and_failures_are_never_clean() -> None:

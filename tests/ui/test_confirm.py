@@ -13,10 +13,15 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
 from tests.ui.harness import until
+from tui.core.alerts import Alert, AlertKind, Severity
 from tui.core.errors import PERMANENT_ERROR_TYPES, RETRYABLE_ERROR_TYPES
+from tui.core.models import RequestCounts
 from tui.core.retry_plan import DEFAULT_INCLUDE, Row, select_failures
+from tui.service.actions import CancelPreview
+from tui.ui.action_flows import target_body
+from tui.ui.render import should_toast
 from tui.ui.screens.confirm import ConfirmModal
-from tui.ui.screens.retry import TOGGLES, set_toggle, toggle_on
+from tui.ui.screens.retry import TOGGLES, count_rows, set_toggle, toggle_on
 from tui.ui.screens.text_prompt import TextPrompt
 
 UNTRUSTED = "[bold red]boom[/] \x1b]52;c;aGk=\x07 \u202eevil"
@@ -192,3 +197,32 @@ def test_toggles_always_mean_what_they_show(steps: list[tuple[str, bool]]) -> No
     assert ("d" in chosen) is toggle_on(include, "permanent")
     assert {"a", "e"} <= chosen  # retryable errors are always retried
     assert not include & PERMANENT_ERROR_TYPES or toggle_on(include, "permanent")
+
+
+# -- the bodies of the dialogs ------------------------------------------------------------------
+
+
+def _preview(status: str, **counts: int) -> CancelPreview:
+    return CancelPreview("cancel", "msgbatch_x", None, status, RequestCounts(**counts), True,
+                         "consequence")
+
+
+def test_a_running_batch_shows_only_its_total_and_processing() -> None:
+    running = target_body(_preview("in_progress", processing=8000)).plain.splitlines()
+    assert running[1:] == ["in_progress · 8,000 requests, 8,000 processing"]
+    ended = target_body(_preview("ended", succeeded=7900, errored=82, expired=18))
+    assert ended.plain.splitlines()[1:] == [
+        "ended · 8,000 requests", "7,900 succeeded · 82 errored · 0 canceled · 18 expired"]
+
+
+def test_count_rows_align_names_and_counts() -> None:
+    lines = count_rows([("overloaded_error", 1200, ""), ("api_error", 82, "note")]).splitlines()
+    assert lines == ["  overloaded_error  1,200", "  api_error            82   note"]
+
+
+def test_only_warnings_and_errors_are_toasted() -> None:
+    def alert(severity: Severity) -> Alert:
+        return Alert(AlertKind.ENDED, "msgbatch_x", severity, "ended")
+
+    assert not should_toast(alert(Severity.INFO))
+    assert should_toast(alert(Severity.WARNING)) and should_toast(alert(Severity.ERROR))

@@ -18,7 +18,7 @@ from tests.ui.batch_host import (
     settle,
 )
 from tui.ui.render import CellStyles
-from tui.ui.screens.result import BODY_LIMIT, ResultScreen, result_text
+from tui.ui.screens.result import BODY_LIMIT, ResultScreen, position_label, result_text
 
 STYLES = CellStyles({"error": Style(color="red")})
 
@@ -86,15 +86,21 @@ def test_a_huge_body_is_cut_with_a_note() -> None:
     assert "y" * 100 in small and "y" * 101 not in small and "shown up to" in small
 
 
+def test_the_position_counts_from_one() -> None:
+    assert position_label(0, 2000) == "result 1 of 2,000"
+    assert position_label(1999, None) == "result 2,000"
+
+
 async def test_open_raw_copy_and_back(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     fill_store(store, [message_line("doc-1", "Hello there."), tool_line()])
     app = HostApp(BATCH_ID, store=store,
-                  screen=lambda: ResultScreen(store, BATCH_ID, 1, "inv-1"))
+                  screen=lambda: ResultScreen(store, BATCH_ID, 1, "inv-1", 2))
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ResultScreen)
+        assert "result 2 of 2 in" in str(screen.query_one("#result-title").render())
         assert "Recording the invoice." in screen.body_text.plain
         await pilot.press("v")
         assert screen.raw and screen.body_text.plain.startswith("{")

@@ -25,15 +25,15 @@ from tui.cli import EXIT_NOT_FOUND as EXIT_NOT_FOUND
 from tui.cli import EXIT_OK as EXIT_OK
 from tui.cli import EXIT_REFUSED as EXIT_REFUSED
 from tui.cli import EXIT_USAGE as EXIT_USAGE
-from tui.commands.formats import Align, Column, format_row
+from tui.commands.formats import Align, Column, escape_json_controls, format_row
 from tui.core.cost import PriceError, PriceTable
 from tui.core.models import COUNT_FIELDS, BatchSnapshot, RequestCounts
 from tui.core.results import DownloadProgress
 from tui.core.sanitize import safe_cell, safe_text, text_width
-from tui.paths import locations
 from tui.service.audit import AuditLog
 from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger, LedgerError
+from tui.service.wiring import ServiceSet, SinkWrapper, build_services
 from tui.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -164,55 +164,40 @@ def guarded(body: Callable[[], int], secrets: Sequence[str] = ()) -> int:
 
 
 class Context:
-    """The services one command needs, built on first use and closed by `run`."""
+    """A command's arguments and the services it runs with (closed by `run`)."""
 
-    def __init__(self, args: argparse.Namespace, settings: Settings, api_key: str,
-                 *, max_retries: int = CLI_RETRIES) -> None:
-        from tui.service.api import BatchesAPI
-
+    def __init__(self, args: argparse.Namespace, services: ServiceSet) -> None:
         self.args = args
-        self.settings = settings
-        self.api_key = api_key
-        self.api = BatchesAPI.connect(api_key, settings.base_url, max_retries=max_retries)
+        self.services = services
+        self.settings = services.settings
+        self.api = services.api
 
     @property
     def json(self) -> bool:
         return bool(getattr(self.args, "json", False))
 
-    @cached_property
+    @property
     def audit(self) -> AuditLog:
-        return AuditLog(locations().audit, secrets=[self.api_key])
+        return self.services.audit
 
-    @cached_property
+    @property
     def ledger(self) -> Ledger:
-        return Ledger()
+        return self.services.ledger
 
-    @cached_property
+    @property
     def store(self) -> ResultsStore:
-        from tui.service.results_store import ResultsStore, workspace_key
-
-        return ResultsStore.default(workspace_key(self.settings.base_url, self.api_key))
+        return self.services.store
 
     @cached_property
     def prices(self) -> PriceTable:
+        """The price table, a bad ``[prices]`` refused (the app falls back and warns)."""
         return PriceTable.load(self.settings.prices)
 
     @cached_property
     def actions(self) -> Actions:
-        from tui.service.actions import Actions
-
-        return Actions(self.api, self.ledger, self.audit, self.store,
-                       read_only=self.settings.read_only, prices=self.prices)
-
-    async def aclose(self) -> None:
-        built = self.__dict__
-        if "audit" in built:
-            await self.audit.close()
-        await self.api.close()
-        if "ledger" in built:
-            self.ledger.close()
-        if "store" in built:
-            self.store.close()
+        for warning in self.services.costs.warnings:
+            note(f"warning: {one_line(warning)}")
+        return self.services.actions
 
 
 def api_key_for(settings: Settings) -> str:
@@ -225,16 +210,23 @@ def api_key_for(settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, body: Callable[[Context], Awaitable[int]],
-        *, max_retries: int = CLI_RETRIES) -> int:
-    """Settings, key and services for `body`, run to the end; the exit code."""
+        *, max_retries: int = CLI_RETRIES, for_monitor: bool = False,
+        monitor_sink: SinkWrapper | None = None) -> int:
+    """Settings, key and services for `body`, run to the end; the exit code.
+
+    The services are those of the app (`build_services`): reads retry `max_retries` times,
+    actions never retry by themselves.
+    """
     secrets: list[str] = []
 
     async def main(settings: Settings, key: str) -> int:
-        ctx = Context(args, settings, key, max_retries=max_retries)
+        services = await build_services(settings, key, settings.base_url,
+                                        max_retries=max_retries, for_monitor=for_monitor,
+                                        monitor_sink=monitor_sink)
         try:
-            return await body(ctx)
+            return await body(Context(args, services))
         finally:
-            await ctx.aclose()
+            await services.close()
 
     def start() -> int:
         settings = load_settings(args)
@@ -441,8 +433,10 @@ def show_preview(preview: Preview) -> None:
 
 
 def _dumps(value: Any, option: int) -> bytes:
+    """JSON for stdout: orjson's, with the controls it leaves raw (DEL, C1, bidi, U+2028/9)
+    escaped as ``\\uXXXX``; the same JSON value."""
     try:
-        return orjson.dumps(value, option=option)
+        return escape_json_controls(orjson.dumps(value, option=option))
     except TypeError:  # lone surrogates from a hostile API: escaped instead of refused
         indent = 2 if option & orjson.OPT_INDENT_2 else None
         return json.dumps(value, indent=indent, default=str).encode("ascii")
@@ -610,9 +604,9 @@ async def act_on_targets(ctx: Context, action: str, *, deleting: bool) -> int:
     plan = actions.plan_delete_many if deleting else actions.plan_cancel_many
     bulk = await plan(ids)
     show_preview(bulk.items[0] if len(bulk.items) == 1 else bulk)
-    execute = actions.delete_many if deleting else actions.cancel_many
     if actions.read_only:
-        await execute(bulk)  # refused and recorded by the actions layer: ReadOnlyError
+        await actions.refuse_read_only(bulk.action, bulk.targets)
+    execute = actions.delete_many if deleting else actions.cancel_many
     allowed = BulkPreview(bulk.action, tuple(item for item in bulk.items if item.allowed))
     skipped = [item for item in bulk.items if not item.allowed]
     for item in skipped:

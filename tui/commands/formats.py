@@ -5,6 +5,7 @@ Pure and streaming: raw result lines in, one at a time, to the stream given."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -23,6 +24,28 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 TEXT_JOINER = "\n"
 """Between the text blocks of one message in the `text` column."""
+
+# Characters a terminal acts on that a JSON encoder may leave raw inside strings: C0 (but
+# the tab, newline and carriage return JSON allows between tokens) and DEL, C1 (U+0080-009F),
+# bidi marks, embeddings, overrides and isolates, and the line/paragraph separators. In UTF-8
+# each starts with a lead byte, so a match never splits a character.
+_TERMINAL_UNSAFE = re.compile(
+    rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]|\xd8\x9c"
+    rb"|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode("utf-8"))
+
+
+def escape_json_controls(data: bytes) -> bytes:
+    """UTF-8 JSON with every terminal-active character escaped as ``\\uXXXX``: the same JSON
+    value, inert on a terminal. Unchanged (the same object) when there is none."""
+    if _TERMINAL_UNSAFE.search(data) is None:
+        return data
+    return _TERMINAL_UNSAFE.sub(_json_escape, data)
+
 
 Align = Literal["left", "right"]
 Cell = str | int | None
@@ -87,10 +110,13 @@ def result_fields(line: bytes) -> tuple[Cell, ...]:
 # -- writers ---------------------------------------------------------------------------------
 
 
-def write_jsonl(lines: Iterable[bytes], out: IO[bytes]) -> int:
-    """Write the lines unchanged (each ends in a newline); returns how many."""
+def write_jsonl(lines: Iterable[bytes], out: IO[bytes], *, inert: bool = False) -> int:
+    """Write the lines unchanged (each ends in a newline); returns how many. With `inert`
+    (a terminal) control and bidi characters are escaped as ``\\uXXXX``: equal JSON."""
     count = 0
     for line in lines:
+        if inert:
+            line = escape_json_controls(line.rstrip(b"\n"))
         out.write(line if line.endswith(b"\n") else line + b"\n")
         count += 1
     return count

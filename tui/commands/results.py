@@ -124,7 +124,7 @@ async def print_results(ctx: Context) -> int:
     try:
         if chosen == "jsonl":
             out.flush()
-            write_jsonl(lines, out.buffer)
+            write_jsonl(lines, out.buffer, inert=out.isatty())
             out.buffer.flush()
         elif chosen == "csv":
             write_csv(lines, out, inert=out.isatty())

@@ -76,8 +76,10 @@ async def retry(ctx: Context) -> int:
         max_per_batch=args.max_per_batch or ctx.settings.max_per_batch,
     )
     show_preview(preview)
-    if actions.read_only or not preview.allowed:
-        await actions.retry(preview)  # the actions layer refuses or fails, and records it
+    if actions.read_only:
+        await actions.refuse_read_only(preview.action, preview.targets)
+    if not preview.allowed:
+        await actions.retry(preview)  # the actions layer fails it, and records it
     subject = (f"retry {plural(preview.request_count, 'request')} of "
                f"{safe_text(preview.batch_id)}")
     if preview.previous_retries:

@@ -59,9 +59,13 @@ def _reply_summary(message: dict[str, Any]) -> str:
 
 
 async def dry_run(ctx: Context, preview: SubmitPreview) -> int:
+    from tui.service.actions import DRY_RUN
+
     actions = ctx.actions
-    if actions.read_only or not preview.allowed:
-        await actions.dry_run(preview)  # refused or failed by the actions layer
+    if actions.read_only:
+        await actions.refuse_read_only(DRY_RUN, [preview.source_file])
+    if not preview.allowed:
+        await actions.dry_run(preview)  # failed (and recorded) by the actions layer
     first = preview.chunks[0][0]
     await confirm(ctx, preview, f"send {one_line(first.custom_id)} to the Messages API "
                                 "(billed at the normal rate)")
@@ -74,6 +78,8 @@ async def dry_run(ctx: Context, preview: SubmitPreview) -> int:
 
 
 async def submit(ctx: Context) -> int:
+    from tui.service.actions import SUBMIT
+
     args = ctx.args
     actions = ctx.actions
     preview = await actions.plan_submit(
@@ -83,8 +89,10 @@ async def submit(ctx: Context) -> int:
     show_preview(preview)
     if args.dry_run:
         return await dry_run(ctx, preview)
-    if actions.read_only or not preview.allowed:
-        await actions.submit(preview)  # refused or failed (and recorded) by the actions layer
+    if actions.read_only:
+        await actions.refuse_read_only(SUBMIT, [preview.source_file])
+    if not preview.allowed:
+        await actions.submit(preview)  # failed (and recorded) by the actions layer
     await confirm(ctx, preview, f"submit {plural(preview.request_count, 'request')} as "
                                 f"{plural(preview.batches, 'batch')}")
     return await creating(ctx, actions.submit(preview))

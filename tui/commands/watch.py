@@ -1,11 +1,15 @@
 """`batchtop watch --headless`: the app's monitor without a screen, until SIGINT or SIGTERM.
 
-Same cadence, same audit events; each event is also printed once the audit log has it."""
+Same cadence, audit events and alerts; each event is also printed once the audit log has
+it, each alert as it is raised, and stderr says when the audit log cannot be written."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -22,7 +26,11 @@ from tui.commands.common import (
 from tui.core.events import Event
 from tui.service.audit import AuditLog
 
+if TYPE_CHECKING:
+    from tui.service.monitor import MonitorState
+
 Echo = Callable[[Event], None]
+DRAIN_S = 5.0
 
 
 class EchoingAudit:
@@ -84,15 +92,64 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         common.note(error_line("watch needs --headless (run `batchtop` alone for the app)"))
         return EXIT_USAGE
-    # max_retries=0: the monitor backs off by itself, as in the app.
-    return common.run(args, watch, max_retries=0)
+    as_json = bool(getattr(args, "json", False))
+
+    def echoing(audit: AuditLog) -> EchoingAudit:
+        return EchoingAudit(audit, printer(audit, as_json))
+
+    # The app's services: the monitor backs off by itself (no SDK retries), alerts included.
+    return common.run(args, watch, max_retries=0, for_monitor=True, monitor_sink=echoing)
+
+
+class AuditErrorReporter:
+    """A monitor subscriber saying on stderr when the audit log cannot be written (once per
+    reason, not per event held) and when it can again."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+        self.reason: str | None = None
+
+    def __call__(self, state: MonitorState) -> None:
+        if state.audit_error is None:
+            if self.reason is not None:
+                self.reason = None
+                common.note("batchtop: audit log writable again")
+            return
+        reason = self.audit.last_error or state.audit_error
+        if reason == self.reason:
+            return
+        self.reason = reason
+        held = common.plural(self.audit.pending_count, "event")
+        common.note(error_line(f"audit log not writable: {reason}; {held} held, retrying"))
 
 
 async def watch(ctx: Context) -> int:
-    from tui.service.monitor import Monitor
+    services = ctx.services
+    monitor, alerts = services.monitor, services.alerts
+    assert monitor is not None and alerts is not None  # built with for_monitor=True
+    echo = printer(services.audit, ctx.json)
+    unsubscribe_alerts = alerts.subscribe(lambda alert: echo(alert.to_event()))
+    unsubscribe_state = monitor.subscribe(AuditErrorReporter(services.audit))
+    stopping: list[asyncio.Task[None]] = []
 
-    sink = EchoingAudit(ctx.audit, printer(ctx.audit, ctx.json))
-    monitor = Monitor(ctx.api, sink, ctx.settings.cadence)
-    with on_stop_signals(monitor.stop):
-        await monitor.run()
+    async def shutdown() -> None:
+        """Alerts first (a running on_alert command may finish), so that the monitor's
+        `session.ended` is the last record of the session."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(alerts.drain(), DRAIN_S)
+        await alerts.close()
+        monitor.stop()
+
+    def stop() -> None:
+        if not stopping:
+            stopping.append(asyncio.get_running_loop().create_task(shutdown()))
+
+    try:
+        await alerts.start()
+        with on_stop_signals(stop):
+            await monitor.run()
+        await asyncio.gather(*stopping)
+    finally:
+        unsubscribe_state()
+        unsubscribe_alerts()
     return EXIT_OK

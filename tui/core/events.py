@@ -44,6 +44,12 @@ EVENT_NAMES: tuple[str, ...] = (
 )
 RESERVED_PREFIXES: tuple[str, ...] = (ACTION_PREFIX, RESULTS_PREFIX, ALERT_PREFIX)
 
+# Names in those families that describing and styling a record needs to know.
+RESULTS_DOWNLOADED = RESULTS_PREFIX + "downloaded"
+RESULTS_FAILED = RESULTS_PREFIX + "failed"
+RESULTS_OPENED = RESULTS_PREFIX + "opened"
+ALERT_HOOK_FAILED = ALERT_PREFIX + "hook_failed"
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -113,10 +113,6 @@ def truncate_message(message: str | None, limit: int = ERROR_MESSAGE_CHARS) -> s
     return message[: limit - 1] + "…"
 
 
-def _tokens(value: object) -> int:
-    return value if type(value) is int and 0 <= value <= MAX_TOKENS else 0
-
-
 def cache_split(split: object, total: int | None) -> tuple[int, int]:
     """(5-minute, 1-hour) cache-write tokens of one result, priced 1.25x and 2x of input.
 
@@ -126,8 +122,12 @@ def cache_split(split: object, total: int | None) -> tuple[int, int]:
     """
     write_5m = write_1h = 0
     if type(split) is dict:
-        write_5m = _tokens(split.get("ephemeral_5m_input_tokens"))
-        write_1h = _tokens(split.get("ephemeral_1h_input_tokens"))
+        write_5m = split.get("ephemeral_5m_input_tokens", 0)
+        write_1h = split.get("ephemeral_1h_input_tokens", 0)
+        if type(write_5m) is not int or not 0 <= write_5m <= MAX_TOKENS:
+            write_5m = 0
+        if type(write_1h) is not int or not 0 <= write_1h <= MAX_TOKENS:
+            write_1h = 0
     if total is not None and total - write_1h > write_5m:
         write_5m = total - write_1h
     return write_5m, write_1h

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from aiohttp import web
@@ -44,6 +44,9 @@ class EmulatorConfig:
     api_key: str | None = None
     live_counts: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
+    clock: Clock | None = field(default=None, compare=False)
+    """The emulator's time from the start (a frozen one for screenshots); None runs a wall
+    clock `speed` times faster. A given clock keeps its own speed."""
 
 
 def build_engine(config: EmulatorConfig) -> Engine:
@@ -51,7 +54,8 @@ def build_engine(config: EmulatorConfig) -> Engine:
     if not 0.0 <= config.error_rate <= 1.0:
         raise ValueError(f"error rate must be within 0..1, got {config.error_rate}")
     parse_scenario(config.scenario)
-    engine = Engine(clock=Clock(config.speed), seed=config.seed, error_rate=config.error_rate,
+    clock = config.clock if config.clock is not None else Clock(config.speed)
+    engine = Engine(clock=clock, seed=config.seed, error_rate=config.error_rate,
                     live_counts=config.live_counts, faults=parse_faults(config.faults))
     load_scenario(engine, config.scenario)
     return engine
@@ -174,8 +178,14 @@ class RunningEmulator:
         await self.stop()
 
 
-async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
-    """Start serving inside the running event loop (`port=0` picks a free port)."""
+async def start_emulator(config: EmulatorConfig, *, clock: Clock | None = None) -> RunningEmulator:
+    """Start serving inside the running event loop (`port=0` picks a free port).
+
+    `clock` (else `config.clock`) is the emulator's time from the first request on; the
+    scenario is laid out around it. `engine.clock` may still be swapped later.
+    """
+    if clock is not None:
+        config = replace(config, clock=clock)
     engine = build_engine(config)
     app = build_app(engine, api_key=config.api_key, max_body_bytes=config.max_body_bytes)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)

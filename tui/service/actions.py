@@ -397,6 +397,21 @@ class Actions:
         """Refuse (and record the refusal) in read-only mode."""
         if not self.read_only:
             return
+        await self._refuse_read_only(action, targets, batch_ids)
+
+    async def refuse_read_only(self, action: str, targets: Sequence[str]) -> None:
+        """Refuse `action` on `targets` for read-only mode before anything is asked: record
+        ``action.<action>`` as refused (reason "read-only") and raise ReadOnlyError.
+
+        Targets are batch ids, except for a submit or dry run (the request file): those
+        are recorded under no batch, as their execute step would.
+        """
+        batch_ids = () if action in (SUBMIT, DRY_RUN) else targets
+        await self._refuse_read_only(action, targets, batch_ids)
+
+    async def _refuse_read_only(
+        self, action: str, targets: Sequence[str], batch_ids: Sequence[str]
+    ) -> None:
         for batch_id in _or_none(batch_ids):
             await self._record(action, batch_id, REFUSED, reason="read-only",
                                targets=list(targets))

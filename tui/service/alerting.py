@@ -8,21 +8,20 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tui.core.alerts import ALERT_RAISED, Alert, AlertRules, AlertTracker, Severity
-from tui.core.events import ALERT_PREFIX, Event
+from tui.core.events import ALERT_HOOK_FAILED, Event
 from tui.core.models import BatchSnapshot
 from tui.core.results import StoreStatus
 from tui.core.timefmt import utcnow
 from tui.service.alert_hook import HookResult, run_alert_hook
-from tui.service.audit import read_audit
+from tui.service.audit import SharedAuditHistory
 from tui.service.monitor import EMPTY_BATCHES, MonitorState
 from tui.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALERT_HOOK_FAILED = ALERT_PREFIX + "hook_failed"
 HOOK_TIMEOUT_S = 10.0
 MAX_HOOKS = 4  # hooks run at once; a burst of alerts queues behind them
 MAX_ACTIVE = 1_000
@@ -39,6 +38,14 @@ class StateSource(Protocol):
     """What the service needs of the monitor (`tui.service.monitor.Monitor` is one)."""
 
     def subscribe(self, callback: Callable[[MonitorState], None]) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class FlushingSource(Protocol):
+    """A source whose events are written in the background (the monitor): `flushed()` is
+    done once the events of every state published so far are handed to the audit log."""
+
+    def flushed(self) -> Awaitable[None]: ...
 
 
 class AlertAudit(Protocol):
@@ -79,8 +86,10 @@ class AlertService:
         run_hook: HookRunner = run_alert_hook,
         hook_timeout: float = HOOK_TIMEOUT_S,
         rules: AlertRules | None = None,
+        history: SharedAuditHistory | None = None,
     ) -> None:
         self._monitor = monitor
+        self._history = history
         self._audit = audit
         self._store = store
         self._clock = clock
@@ -106,8 +115,10 @@ class AlertService:
         """Remember the alerts already in the audit log, then follow the monitor."""
         if self._unsubscribe is not None or self._closed:
             return
-        records = await asyncio.to_thread(self._raised_records)
-        self._tracker.seed(records)
+        history = self._history
+        if history is None or not history.covers(ALERT_RAISED):
+            history = SharedAuditHistory(self._audit.directory, {ALERT_RAISED})
+        self._tracker.seed((await history.get()).of(ALERT_RAISED))
         self._unsubscribe = self._monitor.subscribe(self._on_state)
 
     async def close(self) -> None:
@@ -183,7 +194,10 @@ class AlertService:
 
     def _raise(self, alert: Alert) -> None:
         self._active.append(alert)
-        self._spawn(self._writes, self._record(alert.to_event()))
+        # After the events of the state that raised it (the monitor writes in the background):
+        # the log then reads in causal order, batch.discovered before its alert.raised.
+        after = self._monitor.flushed() if isinstance(self._monitor, FlushingSource) else None
+        self._spawn(self._writes, self._record(alert.to_event(), after))
         if self._command is not None:
             self._spawn(self._hooks, self._hook(self._command, alert))
         for listener in tuple(self._listeners):
@@ -200,8 +214,10 @@ class AlertService:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _record(self, event: Event) -> None:
+    async def _record(self, event: Event, after: Awaitable[None] | None = None) -> None:
         try:
+            if after is not None:
+                await after
             await self._audit.record(event)
         except Exception:  # the audit log queues I/O errors itself; anything else is a bug
             log.exception("cannot record %s", event.event)
@@ -219,11 +235,3 @@ class AlertService:
                 "error": result.error,
                 "returncode": result.returncode,
             }))
-
-    def _raised_records(self) -> list[dict[str, Any]]:
-        try:
-            records = read_audit(self._audit.directory).records
-        except OSError as exc:  # no history to seed from: alerts may fire again, not crash
-            log.warning("cannot read the audit log to seed alerts: %s", exc)
-            return []
-        return [record for record in records if record.get("event") == ALERT_RAISED]

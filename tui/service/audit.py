@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import logging
 import os
 import re
 import secrets as _random
@@ -22,10 +23,13 @@ import aiofiles
 import aiofiles.os
 import orjson
 
+from tui.core.audit_filter import AuditEntry, audit_entries
 from tui.core.events import AUDIT_DROPPED, Event
 from tui.core.models import parse_time
 from tui.core.timefmt import iso_millis, utcnow
 from tui.paths import ensure_private_dir
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 GLOBAL_FILE = "batchtop.jsonl"
@@ -371,20 +375,43 @@ def _parse_record(raw: bytes) -> tuple[datetime, Record] | None:
     return (moment, record) if moment is not None else None
 
 
+Item = tuple[datetime, int, Record]
+"""A parsed record with its time and line number: sorting by both keeps write order on ties."""
+
+
+class EventFilter:
+    """Which event kinds a read keeps; a line that cannot be one of them is not even parsed."""
+
+    def __init__(self, events: Iterable[str]) -> None:
+        self.events = frozenset(events)
+        # The name as it appears JSON-encoded in a line: a cheap test before orjson.
+        self._needles = tuple(orjson.dumps(name) for name in self.events)
+
+    def may_match(self, raw: bytes) -> bool:
+        return any(needle in raw for needle in self._needles)
+
+    def keeps(self, record: Record) -> bool:
+        return record.get("event") in self.events
+
+
 def _parse_lines(
-    lines: list[bytes], name: str, first_line: int
-) -> tuple[list[tuple[datetime, Record]], list[str]]:
-    """Parse complete lines; returns the records and the ``file:line`` of bad ones."""
-    parsed: list[tuple[datetime, Record]] = []
+    lines: list[bytes], name: str, first_line: int, only: EventFilter | None = None
+) -> tuple[list[Item], list[str]]:
+    """Parse complete lines; returns the records and the ``file:line`` of bad ones.
+
+    With `only`, lines that cannot hold one of its events are skipped unparsed (and so are
+    never reported bad), and records of other events are left out.
+    """
+    parsed: list[Item] = []
     bad: list[str] = []
     for number, raw in enumerate(lines, start=first_line):
-        if not raw.strip():
+        if not raw.strip() or (only is not None and not only.may_match(raw)):
             continue
         item = _parse_record(raw)
         if item is None:
             bad.append(f"{name}:{number}")
-        else:
-            parsed.append(item)
+        elif only is None or only.keeps(item[1]):
+            parsed.append((item[0], number, item[1]))
     return parsed, bad
 
 
@@ -397,8 +424,8 @@ def _audit_files(directory: Path, batch_id: str | None) -> list[Path]:
     return sorted(path for path in directory.glob("*.jsonl") if path.is_file())
 
 
-def _keep(item: tuple[datetime, Record], batch_id: str | None, since: datetime | None) -> bool:
-    moment, record = item
+def _keep(item: Item, batch_id: str | None, since: datetime | None) -> bool:
+    moment, _, record = item
     if batch_id is not None and record.get("batch_id") != batch_id:
         return False
     return since is None or moment >= since
@@ -410,15 +437,28 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+def _in_order(items: list[Item]) -> list[Record]:
+    """Oldest first; records of the same moment in the order they were written (their line
+    in the file), not in the order of file names."""
+    items.sort(key=lambda item: (item[0], item[1]))
+    return [record for _, _, record in items]
+
+
 def read_audit(
     directory: Path,
     *,
     batch_id: str | None = None,
     since: datetime | None = None,
+    events: Iterable[str] | None = None,
 ) -> AuditRead:
-    """Every record under `directory` (or only `batch_id`'s), oldest first, from `since` on."""
+    """Every record under `directory` (or only `batch_id`'s), oldest first, from `since` on.
+
+    `events` keeps only records of those kinds; other lines are skipped before parsing
+    (cheap on a long history) and are then not checked for being unreadable either.
+    """
     since = _aware(since)
-    items: list[tuple[datetime, Record]] = []
+    only = EventFilter(events) if events is not None else None
+    items: list[Item] = []
     torn: list[str] = []
     bad: list[str] = []
     for path in _audit_files(Path(directory), batch_id):
@@ -435,11 +475,10 @@ def read_audit(
         elif lines and lines[-1].strip() and _parse_record(lines[-1]) is None:
             torn.append(f"{path.name}:{len(lines)}")
             lines.pop()
-        parsed, file_bad = _parse_lines(lines, path.name, 1)
+        parsed, file_bad = _parse_lines(lines, path.name, 1, only)
         bad.extend(file_bad)
         items.extend(item for item in parsed if _keep(item, batch_id, since))
-    items.sort(key=lambda item: item[0])
-    return AuditRead(records=[record for _, record in items], torn=torn, bad=bad)
+    return AuditRead(records=_in_order(items), torn=torn, bad=bad)
 
 
 @dataclass(slots=True)
@@ -492,7 +531,7 @@ async def follow_audit(
         for path, (inode, size) in (await _scan_async(directory, batch_id)).items():
             cursors[path] = _Cursor(inode, size, line=0)
     while True:
-        items: list[tuple[datetime, Record]] = []
+        items: list[Item] = []
         for path, (inode, size) in (await _scan_async(directory, batch_id)).items():
             cursor = cursors.get(path)
             if cursor is None or cursor.inode != inode or size < cursor.offset:
@@ -508,7 +547,167 @@ async def follow_audit(
             items.extend(item for item in parsed if _keep(item, batch_id, since))
             cursor.offset += end
             cursor.line += len(lines)
-        items.sort(key=lambda item: item[0])
-        for _, record in items:
+        for record in _in_order(items):
             yield record
         await asyncio.sleep(poll_s)
+
+
+# -- history shared by the services that seed from it -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHistory:
+    """The records of a few event kinds, read in one pass over the log, oldest first."""
+
+    events: frozenset[str]
+    records: list[Record]
+
+    @classmethod
+    def load(cls, directory: Path, *, events: Iterable[str]) -> AuditHistory:
+        """Read `directory` once, keeping only `events` (blocking: call it from a thread)."""
+        kinds = frozenset(events)
+        return cls(kinds, read_audit(directory, events=kinds).records)
+
+    def of(self, event: str) -> list[Record]:
+        """The records of one kind (it must be one of `events`)."""
+        if event not in self.events:
+            raise KeyError(f"{event} was not read")
+        return [record for record in self.records if record.get("event") == event]
+
+
+class SharedAuditHistory:
+    """One read of the audit log for every service that needs part of its history at start.
+
+    The first `get` reads (in a worker thread); everyone else gets that same read. A failed
+    read gives an empty history: history is a nicety, never a reason not to start.
+    """
+
+    def __init__(self, directory: Path, events: Iterable[str]) -> None:
+        self.directory = Path(directory)
+        self.events = frozenset(events)
+        self._history: AuditHistory | None = None
+        self._loading: asyncio.Future[AuditHistory] | None = None
+
+    def covers(self, event: str) -> bool:
+        return event in self.events
+
+    async def get(self) -> AuditHistory:
+        if self._history is not None:
+            return self._history
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self.get_now))
+        return await asyncio.shield(self._loading)
+
+    def get_now(self) -> AuditHistory:
+        """The history, read here and now if nobody has yet (blocking)."""
+        if self._history is None:
+            try:
+                history = AuditHistory.load(self.directory, events=self.events)
+            except OSError as exc:
+                log.warning("cannot read the audit log's history: %s", exc)
+                history = AuditHistory(self.events, [])
+            self._history = history
+        return self._history
+
+
+# -- the audit viewer's reader ------------------------------------------------------------------
+
+FileKey = tuple[int, int, int]
+"""Inode, size and mtime of a file: a file whose key is unchanged is not read again."""
+
+
+def file_keys(directory: Path, batch_id: str | None) -> dict[str, FileKey]:
+    """The keys of the files a read would open, by name."""
+    keys: dict[str, FileKey] = {}
+    for path in _audit_files(Path(directory), batch_id):
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        keys[path.name] = (status.st_ino, status.st_size, status.st_mtime_ns)
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The log as read: entries oldest first, and the ``file:line`` of skipped lines."""
+
+    entries: list[AuditEntry]
+    torn: list[str]
+    bad: list[str]
+
+
+def _file_of(place: str) -> str:
+    return place.rsplit(":", 1)[0]
+
+
+class LogReader:
+    """The audit log as last read, file by file; `poll` reads again only what changed.
+
+    A batch's file is read alone; a change to the global file (or to a file whose batch is
+    not known yet) reads everything. Blocking: call it from a thread, one call at a time.
+    """
+
+    def __init__(self, directory: Path, batch_id: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.batch_id = batch_id
+        self._keys: dict[str, FileKey] | None = None
+        self._entries: dict[str, list[AuditEntry]] = {}
+        self._torn: dict[str, list[str]] = {}
+        self._bad: dict[str, list[str]] = {}
+
+    def poll(self, *, force: bool = False) -> Loaded | None:
+        """The whole log now, or None when no file changed since the last poll."""
+        keys = file_keys(self.directory, self.batch_id)
+        known = self._keys
+        if known is not None and keys == known and not force:
+            return None
+        changed = [name for name, key in keys.items() if known is None or known.get(name) != key]
+        batches = {name: self._batch_of(name) for name in changed}
+        if known is None or force or self.batch_id is not None or None in batches.values():
+            self._entries, self._torn, self._bad = {}, {}, {}
+            self._read(self.batch_id)
+        else:
+            for name, batch_id in batches.items():
+                self._drop(name)
+                self._read(batch_id)
+        for name in set(known or ()) - set(keys):
+            self._drop(name)
+        self._keys = keys
+        return self._merged()
+
+    def _batch_of(self, name: str) -> str | None:
+        """The batch whose file this is, None for the global file or an unknown hashed name."""
+        if name == GLOBAL_FILE:
+            return None
+        candidate = name.removeprefix("batch_").removesuffix(".jsonl")
+        if audit_file_name(candidate) == name:
+            return candidate
+        for entry in self._entries.get(name, ())[:1]:
+            if entry.batch_id is not None and audit_file_name(entry.batch_id) == name:
+                return entry.batch_id
+        return None
+
+    def _read(self, batch_id: str | None) -> None:
+        found = read_audit(self.directory, batch_id=batch_id)
+        for entry in audit_entries(found.records):
+            self._entries.setdefault(audit_file_name(entry.batch_id), []).append(entry)
+        for places, skipped in ((found.torn, self._torn), (found.bad, self._bad)):
+            for place in places:
+                skipped.setdefault(_file_of(place), []).append(place)
+
+    def _drop(self, name: str) -> None:
+        for table in (self._entries, self._torn, self._bad):
+            table.pop(name, None)
+
+    def _merged(self) -> Loaded:
+        # Each file's entries are in write order; on equal times, the earlier line goes first.
+        keyed = [
+            (entry.at, position, entry)
+            for entries in self._entries.values()
+            for position, entry in enumerate(entries)
+        ]
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        torn = [place for name in sorted(self._torn) for place in self._torn[name]]
+        bad = [place for name in sorted(self._bad) for place in self._bad[name]]
+        return Loaded([entry for _, _, entry in keyed], torn, bad)

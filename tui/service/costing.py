@@ -16,7 +16,7 @@ from tui.core.eta import Eta, HistoryPoint, estimate_end, history_points
 from tui.core.events import BATCH_ENDED
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_text
-from tui.service.audit import read_audit
+from tui.service.audit import SharedAuditHistory
 from tui.service.results_store import ResultsStore
 from tui.settings import Settings
 
@@ -50,9 +50,13 @@ class CostService:
     """
 
     def __init__(self, store: ResultsStore | None, settings: Settings, audit_dir: Path,
-                 *, prices: PriceTable | None = None) -> None:
+                 *, prices: PriceTable | None = None,
+                 history: SharedAuditHistory | None = None) -> None:
         self.store = store
         self.audit_dir = Path(audit_dir)
+        if history is None or not history.covers(BATCH_ENDED):
+            history = SharedAuditHistory(self.audit_dir, {BATCH_ENDED})
+        self._audit_history = history
         if prices is None:
             prices, self.warnings = load_prices(settings)
         else:
@@ -155,7 +159,7 @@ class CostService:
     async def load_history(self) -> None:
         """Read the audit log's ``batch.ended`` records in a worker thread (else `eta` does)."""
         if self._ended_records is None:
-            self._ended_records = await asyncio.to_thread(self._read_ended_records)
+            self._ended_records = (await self._audit_history.get()).of(BATCH_ENDED)
 
     def eta(self, batch: BatchSnapshot, now: datetime) -> Eta | None:
         """Expected end of a running batch from similar past ones; None without history."""
@@ -166,15 +170,7 @@ class CostService:
     def _history_points(self) -> list[HistoryPoint]:
         if self._history is None:
             if self._ended_records is None:
-                self._ended_records = self._read_ended_records()
+                self._ended_records = self._audit_history.get_now().of(BATCH_ENDED)
             ended = (self._observed[batch_id] for batch_id in self._ended_ids)
             self._history = history_points(ended, self._ended_records)
         return self._history
-
-    def _read_ended_records(self) -> list[dict[str, Any]]:
-        try:
-            records = read_audit(self.audit_dir).records
-        except OSError as exc:  # history is a nicety: no ETA rather than an error
-            log.warning("cannot read the audit log for ETAs: %s", exc)
-            return []
-        return [record for record in records if record.get("event") == BATCH_ENDED]

@@ -55,7 +55,11 @@ class BulkEventSink(EventSink, Protocol):
 
 @runtime_checkable
 class BacklogSink(Protocol):
-    """A sink that keeps events it could not write and retries them (the audit log)."""
+    """A sink that keeps events it could not write and retries them (the audit log).
+
+    The sink may be shared (actions and alerts write through it too): `pending_count`
+    counts everyone's lines, so only `last_error` says that writes are actually failing.
+    """
 
     @property
     def pending_count(self) -> int: ...
@@ -166,6 +170,11 @@ class Monitor:
         self._refresh_waiters: list[asyncio.Future[None]] = []
         self._outbox: asyncio.Queue[Event | None] = asyncio.Queue()
         self._running_loop = False
+        self._writing = False  # the audit writer task is alive
+        self._emitted = 0  # events put in the outbox so far
+        self._written = 0  # of those, how many the writer has handed to the sink
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._forced_ids: set[str] = set()
 
         self._published_batches: Mapping[str, BatchSnapshot] = EMPTY_BATCHES
         self._published_order: tuple[str, ...] = ()
@@ -212,9 +221,11 @@ class Monitor:
             self._wake.set()
         self._publish()
 
-    async def refresh_now(self) -> None:
+    async def refresh_now(self, ids: Iterable[str] | None = None) -> None:
         """Poll every running batch and the first list page now; returns when that is done.
 
+        With `ids`, only those batches are retrieved (ended or not, known or not: an id the
+        API no longer has is dropped with ``batch.gone``), plus whatever was due anyway.
         Works while paused (one refresh, then still paused) and while degraded (the
         retry happens now instead of at `next_retry_at`).
         """
@@ -222,9 +233,39 @@ class Monitor:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._refresh_waiters.append(waiter)
-        self._forced = True
+        if ids is None:
+            self._forced = True
+        else:
+            self._forced_ids.update(ids)
+            if not self._forced_ids:
+                self._forced = True  # an empty selection still means "refresh now"
         self._wake.set()
         await waiter
+
+    def forget(self, batch_id: str) -> None:
+        """Drop a batch now (it was just deleted); a no-op for a batch not known.
+
+        Emits ``batch.gone`` with ``"reason": "deleted"``, as the next sync would have
+        done without the reason, so the audit timeline of the batch ends the same way
+        whether this process deleted it or another one did.
+        """
+        self._forced_ids.discard(batch_id)
+        self._drop(batch_id, reason="deleted")
+        self._publish()
+
+    def flushed(self) -> asyncio.Future[None]:
+        """Done once every event emitted so far has been handed to the audit sink (written,
+        or held by it after a failure); at once when no writer runs.
+
+        The mark is taken when this is called, so a caller that reacts to a published state
+        (the alert service) can write its own record after that state's events.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._writing or self._written >= self._emitted:
+            future.set_result(None)
+        else:
+            self._flush_waiters.append((self._emitted, future))
+        return future
 
     def stop(self) -> None:
         """End `run()`: the tick in flight is cancelled, pending events are written, then
@@ -238,6 +279,7 @@ class Monitor:
         """Run until `stop()`."""
         self._running_loop = True
         started = self._clock()
+        self._writing = True
         writer = asyncio.create_task(self._write_events(), name="monitor-audit-writer")
         remove_hook = self.api.add_call_hook(self._on_call)
         self._emit(Event(SESSION_STARTED, None, {"cadence": _cadence_data(self.cadence)}))
@@ -260,7 +302,11 @@ class Monitor:
                 )
             )
             self._outbox.put_nowait(None)
-            await writer
+            try:
+                await writer
+            finally:
+                self._writing = False
+                self._release_flush_waiters(everything=True)
             self._fetching = False
             self._publish()
 
@@ -269,7 +315,7 @@ class Monitor:
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            forced = self._forced
+            forced = self._forced or bool(self._forced_ids)
             now = self._clock()
             if self._paused and not forced:
                 await self._sleep_until(None)
@@ -277,9 +323,11 @@ class Monitor:
             if self._degraded is not None and not forced and now < self._degraded.next_retry_at:
                 await self._sleep_until(self._degraded.next_retry_at)
                 continue
+            everything = self._forced
+            ids, self._forced_ids = self._forced_ids, set()
             self._forced = False
             calls_before = self.api.total_calls
-            task = self._tick_task = asyncio.create_task(self._tick(now, forced))
+            task = self._tick_task = asyncio.create_task(self._tick(now, everything, ids))
             try:
                 await asyncio.wait({task})
             except asyncio.CancelledError:
@@ -305,8 +353,9 @@ class Monitor:
             if not self._paused:
                 await self._sleep_until(self._next_due())
 
-    async def _tick(self, now: datetime, forced: bool) -> None:
-        """Do whatever is due at `now`; an ApiError leaves the rest due for the next try."""
+    async def _tick(self, now: datetime, forced: bool, ids: Iterable[str] = ()) -> None:
+        """Do whatever is due at `now` (all running batches when `forced`, and `ids` in any
+        case); an ApiError leaves the rest due for the next try."""
         if not self._synced or (self._next_sweep is not None and now >= self._next_sweep):
             await self._sync_all(now, initial=not self._synced)
             return
@@ -321,6 +370,7 @@ class Monitor:
         ]
         if len(due) >= self._bulk_threshold:
             due = await self._refresh_by_list(now, due)
+        due.extend(batch_id for batch_id in dict.fromkeys(ids) if batch_id not in due)
         if due:
             await self._retrieve_each(now, due)
 
@@ -427,6 +477,8 @@ class Monitor:
             raise failed[0]
 
     def _on_not_found(self, batch_id: str, now: datetime) -> None:
+        if batch_id not in self._batches:
+            return  # asked for by id and never seen: nothing to drop
         if self._recently_created(batch_id, now):
             self._polled_at[batch_id] = now  # propagation delay: ask again next time
         else:
@@ -460,13 +512,16 @@ class Monitor:
         for event in diff_snapshots(prev, batch):
             self._emit(event)
 
-    def _drop(self, batch_id: str) -> None:
+    def _drop(self, batch_id: str, *, reason: str | None = None) -> None:
         prev = self._batches.pop(batch_id, None)
         self._running.discard(batch_id)
         self._polled_at.pop(batch_id, None)
         if prev is not None:
             self._batches_dirty = self._order_dirty = True
-            self._emit(gone_event(prev))
+            event = gone_event(prev)
+            if reason is not None:
+                event = Event(event.event, event.batch_id, {**event.data, "reason": reason})
+            self._emit(event)
 
     def _unexpected(self, error: Exception) -> ApiError:
         """A failure that is no ApiError (a bug, an answer nothing expected): keep monitoring,
@@ -542,7 +597,18 @@ class Monitor:
     def _emit(self, event: Event) -> None:
         """Into the event pane now, into the audit log in order (without blocking the loop)."""
         self._feed.append(FeedEntry(self._clock(), event))
+        self._emitted += 1
         self._outbox.put_nowait(event)
+
+    def _release_flush_waiters(self, *, everything: bool = False) -> None:
+        kept: list[tuple[int, asyncio.Future[None]]] = []
+        for mark, future in self._flush_waiters:
+            if everything or mark <= self._written:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                kept.append((mark, future))
+        self._flush_waiters = kept
 
     async def _write_events(self) -> None:
         """Write queued events in order; a burst (the first sync) goes out as one batch.
@@ -562,19 +628,27 @@ class Monitor:
                 events.append(self._outbox.get_nowait())
             if events[-1] is None:
                 done = True
+            batch = [e for e in events if e is not None]
             try:
-                await self._record([e for e in events if e is not None])
+                await self._record(batch)
             except Exception as exc:  # a full disk must not stop the monitor
                 log.warning("audit write failed: %s", exc)
                 self._set_audit_error(f"audit log not written: {exc}")
             else:
                 self._set_audit_error(self._backlog_error())
+            finally:
+                self._written += len(batch)
+                self._release_flush_waiters()
 
     def _audit_retry_in(self) -> float | None:
+        return AUDIT_RETRY_S if self._audit_failing() else None
+
+    def _audit_failing(self) -> bool:
+        """The sink holds lines because writing them failed (not merely because another
+        writer sharing it has lines in flight)."""
         audit = self.audit
-        if isinstance(audit, BacklogSink) and audit.pending_count:
-            return AUDIT_RETRY_S
-        return None
+        return (isinstance(audit, BacklogSink) and audit.last_error is not None
+                and audit.pending_count > 0)
 
     async def _flush_backlog(self) -> None:
         audit = self.audit
@@ -584,8 +658,9 @@ class Monitor:
             self._set_audit_error(self._backlog_error())
 
     def _backlog_error(self) -> str | None:
+        """The warning while the audit log (as a whole) cannot be written; None while it can."""
         audit = self.audit
-        if not isinstance(audit, BacklogSink) or not audit.pending_count:
+        if not isinstance(audit, BacklogSink) or not self._audit_failing():
             return None
         count = audit.pending_count
         return (f"audit log not written ({count} event{'s' if count != 1 else ''} held, "

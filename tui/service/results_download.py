@@ -7,27 +7,30 @@ import concurrent.futures
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anthropic
 import httpx2
 
-from tui.core.events import RESULTS_PREFIX, Event
+from tui.core.events import RESULTS_DOWNLOADED, RESULTS_FAILED, Event
 from tui.core.models import BatchSnapshot
 from tui.core.results import DownloadProgress, StoreStatus
+from tui.core.timefmt import utcnow
 from tui.service.api import ApiError
 from tui.service.results_ingest import Ingest
 
 T = TypeVar("T")
 
-RESULTS_DOWNLOADED = RESULTS_PREFIX + "downloaded"
-RESULTS_FAILED = RESULTS_PREFIX + "failed"
 DEFAULT_ATTEMPTS = 3
 FEED_BYTES = 1 << 20
 FIRST_FEED_BYTES = 64 << 10  # a small first hand-off so the first rows show up at once
 
 ProgressCallback = Callable[[DownloadProgress], None]
+Timer = Callable[[], float]
+"""Seconds from an arbitrary origin (`time.monotonic`): only differences count."""
+Clock = Callable[[], datetime]
 
 
 class ResultsNotReady(ValueError):
@@ -76,11 +79,15 @@ async def download(
     progress: ProgressCallback | None,
     audit: AuditSink | None,
     refresh: bool,
+    *,
+    timer: Timer = time.monotonic,
+    clock: Clock = utcnow,
 ) -> StoreStatus:
     """Download `batch` into `target` (`ResultsStore.ensure` has checked it is needed).
 
     Retries transient failures and short streams up to `target.attempts` times; raises
-    `ResultsDownloadError` when the store still lacks results after them.
+    `ResultsDownloadError` when the store still lacks results after them. `timer` measures
+    how long it took and `clock` stamps ``downloaded_at`` (both replaceable to freeze them).
     """
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-ingest")
@@ -88,7 +95,7 @@ async def download(
     def run(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return loop.run_in_executor(executor, fn, *args)
 
-    started = time.monotonic()
+    started = timer()
     ingest: Ingest | None = None
     attempt = 0
     try:
@@ -117,8 +124,8 @@ async def download(
                 break
             if attempt < target.attempts:
                 await asyncio.sleep(target.retry_delay * attempt)
-        seconds = time.monotonic() - started
-        final = await run(ingest.finalize, seconds, str(error) if error else None)
+        seconds = timer() - started
+        final = await run(ingest.finalize, seconds, str(error) if error else None, clock())
     except Exception as exc:
         cause = exc.__cause__ if isinstance(exc, _IngestFailed) and exc.__cause__ else exc
         failure = ApiError.from_exception(cause)

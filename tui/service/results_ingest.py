@@ -166,8 +166,10 @@ class Ingest:
             unknown=self.unknown,
         )
 
-    def finalize(self, seconds: float, error: str | None) -> StoreStatus:
-        """Record the outcome; complete only when every expected result is stored."""
+    def finalize(self, seconds: float, error: str | None,
+                 at: datetime | None = None) -> StoreStatus:
+        """Record the outcome (as of `at`, default now); complete only when every expected
+        result is stored."""
         self._raw.flush()
         # No fsync: `status` checks the raw file's size against `bytes` instead, so a file a
         # crash cut short reads as incomplete and is downloaded again.
@@ -177,7 +179,7 @@ class Ingest:
             " WHERE batch_id = ?",
             (
                 int(complete),
-                format_time(datetime.now(UTC)),
+                format_time(at if at is not None else datetime.now(UTC)),
                 round(seconds, 3),
                 error,
                 self.batch_id,

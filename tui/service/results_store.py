@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,20 +14,22 @@ from typing import Any, TypeVar, Unpack
 import anthropic
 
 from tui.core.errors import classify
+from tui.core.events import RESULTS_DOWNLOADED, RESULTS_FAILED
 from tui.core.models import BatchSnapshot
 from tui.core.results import ErrorGroup, IndexRow, ModelTokenSums, StoreStatus, missing_ids
+from tui.core.timefmt import utcnow
 from tui.paths import ensure_private_dir
 from tui.service import results_summary as summaries
 from tui.service.results_backfill import backfill_splits
 from tui.service.results_download import (
     DEFAULT_ATTEMPTS,
     FEED_BYTES,
-    RESULTS_DOWNLOADED,
-    RESULTS_FAILED,
     AuditSink,
+    Clock,
     ProgressCallback,
     ResultsDownloadError,
     ResultsNotReady,
+    Timer,
     download,
 )
 from tui.service.results_files import (
@@ -92,6 +95,8 @@ class ResultsStore:
         attempts: int = DEFAULT_ATTEMPTS,
         retry_delay: float = 0.5,
         feed_bytes: int = FEED_BYTES,
+        timer: Timer = time.monotonic,
+        clock: Clock = utcnow,
     ) -> None:
         if not SAFE_NAME.fullmatch(workspace):
             raise ValueError(f"not a usable workspace key: {workspace!r}")
@@ -100,6 +105,8 @@ class ResultsStore:
         self.attempts = max(1, attempts)
         self.retry_delay = retry_delay
         self.feed_bytes = max(1, feed_bytes)
+        self.timer = timer  # how long a download took ("downloaded in 3s")
+        self.clock = clock  # when it finished (`downloaded_at`)
         private_file(self.db_path)
         self._lock = threading.RLock()
         self._conn = connect(self.db_path)
@@ -158,7 +165,8 @@ class ResultsStore:
             current = self.status(batch.id)
             if current is not None and current.complete and not refresh:
                 return current
-            return await download(self, api_client, batch, progress, audit, refresh)
+            return await download(self, api_client, batch, progress, audit, refresh,
+                                  timer=self.timer, clock=self.clock)
 
     def ingest(
         self, batch_id: str, chunks: Iterable[bytes], *, expected: int | None = None

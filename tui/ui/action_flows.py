@@ -17,7 +17,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker
 
-from tui.core.models import BatchSnapshot
+from tui.core.models import ENDED, BatchSnapshot
 from tui.core.sanitize import safe_cell, safe_text
 from tui.service.actions import (
     ATTACH,
@@ -100,27 +100,39 @@ def batch_heading(batch_id: str, label: str | None) -> Text:
     return text
 
 
-def counts_line(item: TargetPreview) -> str:
+def counts_lines(item: TargetPreview) -> list[str]:
+    """The target's status and counts as short lines, each a whole phrase.
+
+    A batch that has not ended shows only its total and processing counts: the API keeps
+    the outcome counts at 0 until the end (the list shows "–" for them).
+    """
     c = item.counts
-    return (f"{safe_cell(item.status, 20)} · {plural(c.total, 'request')}: "
-            f"{c.processing:,} processing · {c.succeeded:,} succeeded · {c.errored:,} errored · "
-            f"{c.canceled:,} canceled · {c.expired:,} expired")
+    status = f"{safe_cell(item.status, 20)} · {plural(c.total, 'request')}"
+    if item.status != ENDED:
+        return [f"{status}, {c.processing:,} processing"]
+    return [status, f"{c.succeeded:,} succeeded · {c.errored:,} errored · "
+                    f"{c.canceled:,} canceled · {c.expired:,} expired"]
+
+
+def _counts(text: Text, item: TargetPreview, indent: str) -> None:
+    for line in counts_lines(item):
+        text.append(f"\n{indent}{line}")
 
 
 def target_body(item: TargetPreview) -> Text:
     text = batch_heading(item.batch_id, item.label)
-    text.append("\n" + counts_line(item))
+    _counts(text, item, "")
     return text
 
 
 def bulk_body(chosen: Sequence[TargetPreview], skipped: Sequence[TargetPreview]) -> Text:
-    """One line per target, then the batches left out and why."""
+    """One heading per target with its counts below, then the batches left out and why."""
     text = Text()
     for number, item in enumerate(chosen):
         if number:
             text.append("\n")
         text.append_text(batch_heading(item.batch_id, item.label))
-        text.append(f"\n    {counts_line(item)}")
+        _counts(text, item, "    ")
     if skipped:
         text.append(f"\n\nLeft out ({len(skipped):,}):", "bold")
         for item in skipped:
@@ -510,8 +522,8 @@ class ActionFlows:
     # -- submit -----------------------------------------------------------------------------------
 
     async def _submit(self, actions: Actions, path: str | None) -> bool:
-        if actions.read_only:
-            raise ReadOnlyError(SUBMIT)
+        if actions.read_only:  # refused (and recorded) before anything is asked
+            await actions.refuse_read_only(SUBMIT, [path] if path else [])
         max_per_batch = self.host.settings.max_per_batch
         screen = SubmitScreen(
             lambda source, label: actions.plan_submit(source, label=label,
@@ -535,7 +547,7 @@ class ActionFlows:
 
     async def _attach(self, actions: Actions, batch_id: str) -> bool:
         if actions.read_only:
-            raise ReadOnlyError(ATTACH, [batch_id])
+            await actions.refuse_read_only(ATTACH, [batch_id])
         path = await self._ask(TextPrompt(
             "Attach requests",
             f"The JSONL request file {batch_id} was created from. Its requests are kept so "
@@ -564,7 +576,7 @@ class ActionFlows:
 
     async def _label(self, actions: Actions, batch_id: str) -> bool:
         if actions.read_only:
-            raise ReadOnlyError(LABEL, [batch_id])
+            await actions.refuse_read_only(LABEL, [batch_id])
         current = actions.ledger.label_for(batch_id) or ""
         text = await self._ask(TextPrompt(
             "Label", f"A local label for {batch_id}, shown in the list and matched by /. "

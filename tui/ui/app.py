@@ -19,7 +19,6 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
-from textual.theme import Theme
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
@@ -33,18 +32,21 @@ from tui.service.actions import Actions
 from tui.service.alerting import AlertService
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.costing import CostService
+from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor, MonitorState
 from tui.service.results_store import ResultsStore
-from tui.settings import Settings
+from tui.settings import ConfigError, ProfileSummary, Settings
 from tui.ui.action_flows import ActionFlows
-from tui.ui.commands import BatchActions, GoToBatch, ScreenActions
+from tui.ui.commands import BatchActions, GoToBatch, ScreenActions, unknown_binding_ids
 from tui.ui.messages import MonitorUpdated
 from tui.ui.screens.batch import BatchScreen
 from tui.ui.screens.batches import BatchesScreen
 from tui.ui.screens.help import HelpScreen, help_rows
 from tui.ui.screens.jump import JumpScreen, JumpVerb, parse_jump
 from tui.ui.screens.nokey import NoKeyScreen, no_key_text
+from tui.ui.screens.profiles import ProfilesScreen
+from tui.ui.theme import apply_theme, register_themes
 from tui.ui.widgets.status_header import HeaderInfo
 
 log = logging.getLogger(__name__)
@@ -60,20 +62,8 @@ _TOAST_SEVERITY: Mapping[Severity, SeverityLevel] = {
 }
 _ALERT_RANK = (Severity.INFO, Severity.WARNING, Severity.ERROR)
 
-HIGH_CONTRAST = Theme(
-    name="batchtop-high-contrast",
-    primary="#ffff00",
-    secondary="#00ffff",
-    accent="#00ffff",
-    warning="#ffaf00",
-    error="#ff5f5f",
-    success="#00ff00",
-    foreground="#ffffff",
-    background="#000000",
-    surface="#000000",
-    panel="#303030",
-    dark=True,
-)
+BUSY_GROUPS = ("actions", "flow")  # work a profile switch must not cut short
+SESSION_GROUPS = ("services", "costs", "refresh", "reconcile")  # work of the current services
 
 
 class AuditSink(Protocol):
@@ -105,6 +95,19 @@ class Services:
 ServicesFactory = Callable[[], Awaitable[Services]]
 
 
+class ProfileSource(Protocol):
+    """The profiles of the config file, for `P` (`tui.ui.launch.ConfiguredProfiles`)."""
+
+    def summaries(self, settings: Settings) -> list[ProfileSummary]:
+        """Every profile, with its base URL and read-only flag (never its key)."""
+        ...
+
+    def open(self, name: str) -> tuple[Settings, ServicesFactory]:
+        """The settings of profile `name` and its services (blocking: may run a key command);
+        raises ConfigError or MissingApiKey with a message for the user."""
+        ...
+
+
 def alert_toast(alerts: list[Alert]) -> tuple[str, SeverityLevel]:
     """One toast for alerts that arrived together: each on a line, or a count past a few."""
     worst = max((alert.severity for alert in alerts), key=_ALERT_RANK.index)
@@ -130,6 +133,8 @@ class BatchtopApp(App[int]):
         Binding("colon", "jump", "Jump", id="app.jump", priority=True),
         Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True,
                 id="app.command_palette"),
+        Binding("P", "profiles", "Profiles", show=False, id="app.profiles"),
+        Binding("ctrl+t", "change_theme", "Theme", show=False, id="app.theme"),
     ]
 
     def __init__(
@@ -139,6 +144,7 @@ class BatchtopApp(App[int]):
         services: ServicesFactory | None,
         demo: ServicesFactory | None = None,
         no_key_reason: str | None = None,
+        profiles: ProfileSource | None = None,
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         handle_signals: bool = False,
@@ -156,6 +162,7 @@ class BatchtopApp(App[int]):
         self._factory = services
         self._demo_factory = demo
         self._no_key_reason = no_key_reason
+        self._profiles = profiles
         self._clock = clock or utcnow
         self._handle_signals = handle_signals
         self._services: Services | None = None
@@ -302,16 +309,8 @@ class BatchtopApp(App[int]):
     # -- start-up -------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.register_theme(HIGH_CONTRAST)
-        theme = self.settings.theme
-        if theme in self.available_themes:
-            self.theme = theme
-        else:
-            self.notify(f"unknown theme {safe_text(theme)!r}; using textual-dark",
-                        severity="warning", markup=False)
-        self.set_keymap(dict(self.settings.keymap))
-        for warning in self.settings.warnings:
-            self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
+        register_themes(self)
+        self._apply_look(self.settings)
         self.screen_change_signal.subscribe(self, self._on_screen_change)
         self.set_interval(1.0, self._tick)
         if self._handle_signals:
@@ -320,6 +319,20 @@ class BatchtopApp(App[int]):
             self.push_screen(NoKeyScreen(self._no_key_message()))
         else:
             self._open_list(self._factory)
+
+    def _apply_look(self, settings: Settings) -> None:
+        """Theme and keymap of `settings`, with a warning toast for each thing not understood."""
+        warnings = list(settings.warnings)
+        unknown_theme = apply_theme(self, settings.theme)
+        if unknown_theme is not None:
+            warnings.append(unknown_theme)
+        self.set_keymap(dict(settings.keymap))
+        unknown = unknown_binding_ids(settings.keymap)
+        if unknown:
+            warnings.append(f"[keymap] names no binding: {', '.join(unknown)} "
+                            "(? lists each screen's binding ids)")
+        for warning in warnings:
+            self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
 
     def _no_key_message(self) -> Any:
         settings = self.settings
@@ -331,7 +344,7 @@ class BatchtopApp(App[int]):
 
     def _open_list(self, factory: ServicesFactory) -> None:
         self._batches = BatchesScreen(self._header_info(f"{self.settings.profile} · connecting…"))
-        if self.screen_stack and isinstance(self.screen, NoKeyScreen):
+        if self.screen_stack and isinstance(self.screen, NoKeyScreen | BatchesScreen):
             self.switch_screen(self._batches)
         else:
             self.push_screen(self._batches)
@@ -376,6 +389,8 @@ class BatchtopApp(App[int]):
 
     def on_monitor_updated(self, message: MonitorUpdated) -> None:
         state = message.state
+        if state is not self._state:
+            return  # from the services of a profile switched away from
         for screen in self.screen_stack:
             if not isinstance(screen, ModalScreen):
                 screen.post_message(MonitorUpdated(state))
@@ -542,6 +557,70 @@ class BatchtopApp(App[int]):
         while len(self.screen_stack) > 1 and self.screen is not screen:
             self.pop_screen()
 
+    # -- profiles -------------------------------------------------------------------------------
+
+    def action_profiles(self) -> None:
+        """`P`: the profile picker (its choice restarts the services on that profile)."""
+        if self.modal_open():
+            return
+        if self._profiles is None:
+            self.notify("no profiles to switch to in this session", severity="warning",
+                        markup=False)
+            return
+        summaries = self._profiles.summaries(self.settings)
+        self.push_screen(ProfilesScreen(summaries, self.settings.profile),
+                         callback=self._on_profile_chosen)
+
+    def _on_profile_chosen(self, name: str | None) -> None:
+        if name is not None:
+            self.switch_profile(name)
+
+    @work(exclusive=True, group="profile", exit_on_error=False, name="switch profile")
+    async def switch_profile(self, name: str) -> None:
+        """Stop the services cleanly, load profile `name`, and watch its workspace instead.
+
+        Nothing is stopped until the new profile has loaded and its key is found; an action
+        still running (a submit, a download) is left to finish first.
+        """
+        source = self._profiles
+        if source is None or self._stopped:
+            return
+        if any(w.group in BUSY_GROUPS and not w.is_finished for w in self.workers):
+            self.notify("an action is still running: switch when it has finished",
+                        severity="warning", markup=False)
+            return
+        try:
+            settings, factory = await asyncio.to_thread(source.open, name)
+        except (ConfigError, MissingApiKey) as exc:
+            self.notify(safe_text(str(exc)), title=f"cannot open profile {safe_text(name)}",
+                        severity="error", timeout=10, markup=False)
+            return
+        for group in SESSION_GROUPS:
+            self.workers.cancel_group(self, group)
+        await self._shut_down()
+        self._forget_session(settings)
+        if self._batches is not None:
+            while len(self.screen_stack) > 1 and self.screen is not self._batches:
+                await self.pop_screen()
+        self._apply_look(settings)
+        self._open_list(factory)
+        self.notify(f"watching profile {safe_text(name)}", markup=False)
+
+    def _forget_session(self, settings: Settings) -> None:
+        """What belonged to the previous profile's workspace."""
+        self.settings = settings
+        self.labels = {}
+        self.lineage = {}
+        self.cost_today = None
+        self.history_loaded = False
+        self.deleted = set()
+        self.flows = ActionFlows(self)
+        self._alert_burst = []
+        self._reconciled = False
+        self._costs_wanted = False
+        self._state = MonitorState()
+        self._user_paused = False
+
     # -- failures -------------------------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -581,15 +660,21 @@ class BatchtopApp(App[int]):
         if self._stopped:
             return
         self._stopped = True
+        await self._shut_down()
+
+    async def _shut_down(self) -> None:
+        """Unsubscribe, stop the monitor and the current services' workers, close them all."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._unsubscribe_alerts is not None:
             self._unsubscribe_alerts()
-        services = self._services
+            self._unsubscribe_alerts = None
+        services, self._services = self._services, None
         if services is None:
             return
         services.monitor.stop()
-        worker = self._monitor_worker
+        worker, self._monitor_worker = self._monitor_worker, None
         if worker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker.wait(), STOP_TIMEOUT_S)

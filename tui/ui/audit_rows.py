@@ -10,24 +10,18 @@ import orjson
 from rich.text import Text
 
 from tui.core import events as ev
-from tui.core.alerts import ALERT_RAISED
 from tui.core.audit_filter import AuditEntry, AuditQuery
-from tui.core.events import Event
+from tui.core.describe import describe_event
+from tui.core.events import ALERT_HOOK_FAILED, RESULTS_FAILED, Event
 from tui.core.sanitize import safe_cell, safe_text
 from tui.core.timefmt import human_duration
-from tui.service.alerting import ALERT_HOOK_FAILED
-from tui.service.results_store import RESULTS_DOWNLOADED, RESULTS_FAILED
 from tui.ui.batch_rows import CellStyles
-from tui.ui.render import byte_size
-from tui.ui.widgets.event_pane import describe_event
 from tui.ui.widgets.vtable import Column
 
 TIME_WIDTH = 20
 EVENT_WIDTH = 22
 BATCH_WIDTH = 33
 ACTOR_WIDTH = 18
-SUMMARY_CHARS = 300
-"""Longest summary built; the table cuts it to the column anyway."""
 DASH = "–"
 
 COLUMNS: tuple[Column, ...] = (
@@ -40,15 +34,9 @@ COLUMNS: tuple[Column, ...] = (
 TIMELINE_COLUMNS: tuple[Column, ...] = tuple(c for c in COLUMNS if c.key != "batch")
 """A timeline is one batch: its id is in the title, not on every row."""
 
-# Kinds the event pane already describes; the audit view says the same about them.
-_PANE_KINDS = frozenset({
-    ev.BATCH_DISCOVERED, ev.BATCH_STATUS_CHANGED, ev.BATCH_COUNTS_CHANGED, ev.BATCH_ENDED,
-    ev.API_ERROR, ev.API_RECOVERED,
-})
 _FAILED_KINDS = frozenset({
     ev.API_ERROR, ev.BATCH_GONE, ev.AUDIT_DROPPED, RESULTS_FAILED, ALERT_HOOK_FAILED,
 })
-RESULTS_OPENED = ev.RESULTS_PREFIX + "opened"
 _versions = itertools.count(1)
 
 
@@ -62,117 +50,9 @@ def _number(value: Any) -> float | None:
     return value
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{…}"
-    if isinstance(value, list):
-        return f"[{len(value)}]"
-    return str(value)
-
-
-def _pairs(data: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> str:
-    return " ".join(f"{key}={_scalar(value)}" for key, value in data.items()
-                    if key not in skip and value is not None)
-
-
-def _counts(value: Any) -> str:
-    counts = _dict(value)
-    return " · ".join(f"{name} {count:,}" for name, count in counts.items()
-                      if isinstance(count, int) and not isinstance(count, bool) and count)
-
-
-def _error(value: Any) -> str:
-    error = value if isinstance(value, dict) else {"message": value}
-    head = " ".join(str(error[k]) for k in ("type", "kind", "status") if error.get(k))
-    message = error.get("message")
-    if message and head:
-        return f"{head}: {message}"
-    return head or str(message or "")
-
-
-def _action(data: Mapping[str, Any]) -> str:
-    parts = [str(data.get("outcome") or "?")]
-    if data.get("reason"):
-        parts.append(str(data["reason"]))
-    if data.get("error"):
-        parts.append(_error(data["error"]))
-    if data.get("label"):
-        parts.append(f'label "{data["label"]}"')
-    created = data.get("created")
-    if isinstance(created, list) and created:
-        parts.append(f"created {len(created)} batch" + ("" if len(created) == 1 else "es"))
-    counts = _counts(data.get("counts"))
-    if counts:
-        parts.append(counts)
-    return " · ".join(parts)
-
-
-def _results(name: str, data: Mapping[str, Any]) -> str:
-    lines, expected = _number(data.get("lines")), _number(data.get("expected"))
-    got = f"{lines:,.0f}" if lines is not None else "?"
-    progress = f"{got} of {expected:,.0f} lines" if expected is not None else f"{got} lines"
-    if name == RESULTS_FAILED:
-        head = " ".join(str(data[k]) for k in ("kind", "status", "error_type") if data.get(k))
-        failed = f"{head}: {data.get('error') or '?'}" if head else str(data.get("error") or "?")
-        return f"{failed} · {progress}" if lines is not None else failed
-    if name == RESULTS_DOWNLOADED:
-        size = _number(data.get("bytes"))
-        seconds = _number(data.get("seconds"))
-        parts = [progress]
-        if size is not None:
-            parts.append(byte_size(int(size)))
-        if seconds is not None:
-            parts.append(f"in {human_duration(seconds)}")
-        return " · ".join(parts)
-    if name == RESULTS_OPENED:
-        results = _number(data.get("results"))
-        shown = f"{results:,.0f} results" if results is not None else ""
-        return " · ".join(p for p in (f"from {data.get('source') or '?'}", shown) if p)
-    return _pairs(data)
-
-
-def _session(name: str, data: Mapping[str, Any]) -> str:
-    if name == ev.SESSION_ENDED:
-        duration = _number(data.get("duration_s"))
-        parts = [f"after {human_duration(duration)}" if duration is not None else "ended"]
-        calls, batches = _number(data.get("api_calls")), _number(data.get("batches"))
-        if calls is not None:
-            parts.append(f"{calls:,.0f} API calls")
-        if batches is not None:
-            parts.append(f"{batches:,.0f} batches")
-        return " · ".join(parts)
-    return "monitor started" if name == ev.SESSION_STARTED else _pairs(data)
-
-
-def _describe(entry: AuditEntry) -> str:
-    name = entry.event
-    data = _dict(entry.record.get("data"))
-    if name in _PANE_KINDS:
-        return describe_event(Event(name, entry.batch_id, data))
-    if name.startswith(ev.ACTION_PREFIX):
-        return _action(data)
-    if name.startswith(ev.RESULTS_PREFIX):
-        return _results(name, data)
-    if name.startswith("session."):
-        return _session(name, data)
-    if name == ev.BATCH_GONE:
-        return f"gone; last seen {data.get('last_status') or '?'}"
-    if name == ev.AUDIT_DROPPED:
-        return f"{data.get('count')} records dropped: {data.get('reason') or '?'}"
-    if name == ALERT_RAISED:
-        return f"{data.get('severity') or '?'} {data.get('kind') or '?'}: {data.get('message')}"
-    if name == ALERT_HOOK_FAILED:
-        return f"on_alert command failed ({data.get('kind') or '?'}): {data.get('error')}"
-    return _pairs(data)
-
-
 def summary(entry: AuditEntry) -> str:
     """A short, inert, one-line account of the record's data, by event kind."""
-    try:
-        text = _describe(entry)
-    except Exception:  # a record from an older or foreign writer: show its fields as they are
-        text = _pairs(_dict(entry.record.get("data")))
-    return safe_cell(text, SUMMARY_CHARS)
+    return describe_event(Event(entry.event, entry.batch_id, _dict(entry.record.get("data"))))
 
 
 def row_class(entry: AuditEntry) -> str | None:

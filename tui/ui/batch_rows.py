@@ -15,47 +15,29 @@ from tui.core.eta import Eta
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import human_duration, short_duration
+from tui.ui.batch_columns import (
+    BAR_WIDTH,
+    COLUMNS,
+    COST_WIDTH,
+    COUNTS_WIDTH,
+    ETA_WIDTH,
+    ID_WIDTH,
+    LABEL_WIDTH,
+    PAST_MEDIAN,
+    columns_for,
+)
 from tui.ui.render import CellStyles, count_text, outcome_bar, rate_label, status_text
 from tui.ui.widgets.vtable import Column
 
 __all__ = ["COLUMNS", "BatchRows", "CellStyles", "RowExtras", "columns_for", "eta_cell"]
 
-ID_WIDTH = 33
-LABEL_WIDTH = 16
-LINEAGE_WIDTH = 12
 PARENT_TAIL = 7  # characters of the parent's id a retry row shows
-ETA_WIDTH = 7
-COST_WIDTH = 9
-BAR_WIDTH = 12
+ID_PREFIX = "msgbatch_"
 DASH = "–"
-
-COLUMNS: tuple[Column, ...] = (
-    Column("id", "batch", ID_WIDTH),
-    Column("created", "age", 5, "right"),
-    Column("status", "status", 11),
-    Column("processing", "process", 7, "right"),
-    Column("succeeded", "ok", 7, "right"),
-    Column("errored", "errored", 7, "right"),
-    Column("canceled", "cancel", 6, "right"),
-    Column("expired", "expired", 7, "right"),
-    Column("outcome", "outcome", BAR_WIDTH),
-    Column("error_rate", "err%", 5, "right"),
-    Column("cost", "cost", COST_WIDTH, "right", sortable=False),
-    Column("duration", "time", 7, "right"),
-    Column("eta", "eta", ETA_WIDTH, "right", sortable=False),
-    Column("deadline", "expires / results", 0),
-)
-LABEL_COLUMN = Column("label", "label", LABEL_WIDTH, sortable=False)
-LINEAGE_COLUMN = Column("lineage", "lineage", LINEAGE_WIDTH, sortable=False)
 RETRY_GLYPH = "↻"
 
 EXPIRY_WARNING_S = 3600.0
-OVERDUE = "overdue"
-
-def columns_for(has_labels: bool, has_lineage: bool = False) -> tuple[Column, ...]:
-    """The batch columns; label and lineage columns follow the id when any batch has one."""
-    extra = (LABEL_COLUMN,) * has_labels + (LINEAGE_COLUMN,) * has_lineage
-    return (COLUMNS[0], *extra, *COLUMNS[1:]) if extra else COLUMNS
+DUE = "due"
 
 
 def _nothing(_key: str) -> None:
@@ -71,12 +53,16 @@ def _never(_key: str) -> bool:
 
 
 def eta_cell(eta: Eta, now: datetime) -> tuple[str, str]:
-    """The cell ("~12m", or "overdue" once past) and the basis of the estimate:
-    "median of 8 batches of 1k–10k requests: 14m 05s"."""
+    """The cell and the basis of the estimate ("median of 8 batches of 1k–10k requests: 14m").
+
+    "~12m" before the median; "due" once past it (a median is not a deadline: half of the
+    similar batches took longer); "past median" only past twice the median.
+    """
     basis = f"{eta.basis}: {human_duration(eta.median_s)}"
-    if eta.overdue(now):
-        return OVERDUE, basis
-    return f"~{short_duration(eta.remaining_s(now))}", basis
+    if not eta.overdue(now):
+        return f"~{short_duration(eta.remaining_s(now))}", basis
+    late_s = (now - eta.expected_end).total_seconds()
+    return (PAST_MEDIAN if late_s > eta.median_s else DUE), basis
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +97,13 @@ def _count(value: int, style: Style | None = None) -> Text:
 
 
 
+def _short_id(batch_id: str, width: int) -> str:
+    """The id, without its common prefix when the column is too narrow for all of it."""
+    if len(batch_id) > width and batch_id.startswith(ID_PREFIX):
+        return batch_id[len(ID_PREFIX):]
+    return batch_id
+
+
 class BatchRows:
     """Rows in view order; `cells` formats a row only when the table asks for it."""
 
@@ -133,6 +126,7 @@ class BatchRows:
         self.extras = extras or RowExtras()
         self.labels: Mapping[str, str] = labels if labels is not None else self.extras.labels
         self.columns = tuple(columns)
+        self._lineage_shown = any(column.key == "lineage" for column in self.columns)
         self._index = index
         self._retried = retried
 
@@ -168,19 +162,26 @@ class BatchRows:
 
     def cells(self, index: int) -> list[Text]:
         batch = self.batches[index]
-        return [self.cell(batch, column.key) for column in self.columns]
+        return [self.cell(batch, column.key, column.width) for column in self.columns]
 
-    def cell(self, batch: BatchSnapshot, key: str) -> Text:
-        """One cell; every piece of text from the API goes through safe_cell."""
+    def cell(self, batch: BatchSnapshot, key: str, width: int = 0) -> Text:
+        """One cell (`width` 0: the column's usual width); every piece of text from the API
+        goes through safe_cell."""
         style = self.styles
         counts = batch.request_counts
         ended = batch.is_ended
         if key == "id":
-            return Text(safe_cell(batch.id, ID_WIDTH))
+            return Text(safe_cell(_short_id(batch.id, width or ID_WIDTH), width or ID_WIDTH))
         if key == "label":
-            return Text(safe_cell(self.labels.get(batch.id, ""), LABEL_WIDTH), style("muted"))
+            return self._label(batch.id, width or LABEL_WIDTH)
         if key == "lineage":
             return self._lineage(batch.id)
+        if key == "counts":
+            if not ended:
+                return Text(DASH, style("muted"))
+            return Text(safe_cell(f"{counts.succeeded:,}/{counts.errored:,}/{counts.expired:,}",
+                                  COUNTS_WIDTH),
+                        style("error") if counts.errored or counts.expired else "")
         if key == "created":
             return Text(short_duration((self.now - batch.created_at).total_seconds()),
                         style("muted"))
@@ -199,7 +200,7 @@ class BatchRows:
                 return _count(value, style("error"))
             return _count(value, style("canceled") if key == "canceled" else None)
         if key == "outcome":
-            return outcome_bar(counts, BAR_WIDTH, style)
+            return outcome_bar(counts, width or BAR_WIDTH, style)
         if key == "error_rate":
             if not ended:
                 return Text(DASH, style("muted"))
@@ -212,14 +213,26 @@ class BatchRows:
             eta = self.eta(batch)
             if eta is None:
                 return Text()
-            late = eta[0] == OVERDUE
-            return Text(safe_cell(eta[0], ETA_WIDTH), style("warning") if late else "")
+            late = eta[0] == PAST_MEDIAN
+            return Text(safe_cell(eta[0], ETA_WIDTH - 1) + " ", style("warning") if late else "")
         if key == "cost":
             cost = self.extras.cost(batch.id)
             return Text(safe_cell(cost, COST_WIDTH)) if cost else Text()
         if key == "deadline":
             return self._deadline(batch)
         return Text()
+
+    def _label(self, batch_id: str, width: int) -> Text:
+        """The label; with no lineage column, the lineage follows it."""
+        text = Text(safe_cell(self.labels.get(batch_id, ""), width), self.styles("muted"))
+        if not self._lineage_shown:
+            lineage = self._lineage(batch_id)
+            if lineage:
+                if text:
+                    text.append(" ")
+                text.append_text(lineage)
+                text.truncate(width, overflow="ellipsis")
+        return text
 
     def _lineage(self, batch_id: str) -> Text:
         """`↻2 …a1b2c3d` on a retry (generation, end of the parent's id); `retried ×N` above."""

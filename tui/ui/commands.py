@@ -1,13 +1,18 @@
-"""Command palette (ctrl+p): the screen's actions, the open batch's actions, "go to batch"."""
+"""Command palette (ctrl+p): the screen's actions, the open batch's actions, "go to batch";
+and the ids of every binding, which `[keymap]` may remap."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from tui.core.models import BatchSnapshot
@@ -17,6 +22,7 @@ if TYPE_CHECKING:
     from tui.ui.app import BatchtopApp
 
 MAX_BATCH_HITS = 20
+UI_PACKAGES = ("tui.ui.screens", "tui.ui.widgets")
 
 Command = tuple[str, str, Callable[[], object]]  # (name, help, run)
 
@@ -124,3 +130,37 @@ class GoToBatch(Provider):
             shown += 1
             if shown >= MAX_BATCH_HITS:
                 return
+
+
+# -- binding ids ------------------------------------------------------------------------------
+
+
+def _subclasses(cls: type[DOMNode]) -> Iterator[type[DOMNode]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def binding_ids() -> frozenset[str]:
+    """The id of every binding of the app, its screens, dialogs and widgets (what `[keymap]`
+    can remap), found by importing the UI's modules: a new screen is covered without a list."""
+    importlib.import_module("tui.ui.app")
+    for package_name in UI_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{info.name}")
+    ids: set[str] = set()
+    for cls in _subclasses(DOMNode):
+        if not cls.__module__.startswith("tui.ui."):
+            continue
+        for klass in cls.__mro__:
+            for binding in vars(klass).get("BINDINGS", ()):
+                if isinstance(binding, Binding) and binding.id:
+                    ids.add(binding.id)
+    return frozenset(ids)
+
+
+def unknown_binding_ids(keymap: Mapping[str, str]) -> list[str]:
+    """The ids in `keymap` that no binding has (a typo, or a binding that was renamed)."""
+    known = binding_ids()
+    return sorted(binding_id for binding_id in keymap if binding_id not in known)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from tui.service.costing import CostService
 from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
-from tui.settings import ConfigError, Settings, load_settings
+from tui.settings import (
+    ConfigError,
+    ProfileSummary,
+    Settings,
+    load_settings,
+    profile_args,
+    profile_summaries,
+)
 from tui.ui.app import BatchtopApp, Clock, Services, ServicesFactory
 from tui.ui.screens.batch import store_for
 
@@ -103,6 +111,24 @@ async def demo_services(settings: Settings, speed: float = DEMO_SPEED) -> Servic
                     where=where, on_close=emulator.stop)
 
 
+@dataclass(frozen=True, slots=True)
+class ConfiguredProfiles:
+    """The config file's profiles, loaded with the rest of this command line (`P`)."""
+
+    args: argparse.Namespace
+
+    def summaries(self, settings: Settings) -> list[ProfileSummary]:
+        return profile_summaries(self.args, settings.profiles)
+
+    def open(self, name: str) -> tuple[Settings, ServicesFactory]:
+        settings = load_settings(profile_args(self.args, name))
+        key = settings.resolve_api_key()
+        if not key:
+            raise MissingApiKey(f"profile {name} has no API key: set {settings.api_key_env} "
+                                f"or give [profiles.{name}] an api_key_command")
+        return settings, partial(live_services, settings, key)
+
+
 def build_app(args: argparse.Namespace, settings: Settings) -> BatchtopApp:
     """The app for these arguments: demo, live, or the no-key screen."""
     demo = partial(demo_services, settings)
@@ -117,7 +143,7 @@ def build_app(args: argparse.Namespace, settings: Settings) -> BatchtopApp:
             key, reason = None, str(exc)
         factory = partial(live_services, settings, key) if key else None
     return BatchtopApp(settings, services=factory, demo=demo, no_key_reason=reason,
-                       handle_signals=True)
+                       profiles=ConfiguredProfiles(args), handle_signals=True)
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from tui.core.alerts import Alert, Severity
 from tui.core.batch_view import Segment, Shown, bar_segments, shown_status
 from tui.core.errors import RetryClass
 from tui.core.models import BatchSnapshot, RequestCounts
@@ -173,3 +174,9 @@ def byte_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
+
+
+def should_toast(alert: Alert) -> bool:
+    """Warnings and errors get a toast and the bell; INFO alerts ("batch ended") only go to
+    the event pane and the audit log, or a fast list would toast on every end."""
+    return alert.severity is not Severity.INFO

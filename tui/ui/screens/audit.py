@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -20,7 +20,6 @@ from textual.widgets import Footer, Input, Static
 from tui.core.audit_filter import (
     AuditEntry,
     AuditQuery,
-    audit_entries,
     cycle,
     kind_choices,
     parse_duration,
@@ -30,7 +29,7 @@ from tui.core.batch_view import FilterError, TextFilter
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import utcnow
 from tui.paths import locations
-from tui.service.audit import GLOBAL_FILE, audit_file_name, read_audit
+from tui.service.audit import Loaded, LogReader
 from tui.ui.audit_rows import (
     BATCH_WIDTH,
     COLUMNS,
@@ -61,109 +60,6 @@ HELP_INTRO = (
     "o flips the order. enter shows the whole record as JSON.\n"
     "A batch's timeline (T on the batch screen) is the same view for one batch, oldest first."
 )
-
-FileKey = tuple[int, int, int]
-"""Inode, size and mtime of a file: a file whose key is unchanged is not read again."""
-
-
-def file_keys(directory: Path, batch_id: str | None) -> dict[str, FileKey]:
-    """The keys of the files a read would open, by name."""
-    if batch_id is not None:
-        paths = [directory / audit_file_name(batch_id)]
-    elif directory.is_dir():
-        paths = sorted(directory.glob("*.jsonl"))
-    else:
-        paths = []
-    keys: dict[str, FileKey] = {}
-    for path in paths:
-        try:
-            status = path.stat()
-        except OSError:
-            continue
-        keys[path.name] = (status.st_ino, status.st_size, status.st_mtime_ns)
-    return keys
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """The log as read: entries oldest first, and the ``file:line`` of skipped lines."""
-
-    entries: list[AuditEntry]
-    torn: list[str]
-    bad: list[str]
-
-
-def _file_of(place: str) -> str:
-    return place.rsplit(":", 1)[0]
-
-
-class LogReader:
-    """The audit log as last read, file by file; `poll` reads again only what changed.
-
-    A batch's file is read alone; a change to the global file (or to a file whose batch is
-    not known yet) reads everything. Blocking: call it from a thread, one call at a time.
-    """
-
-    def __init__(self, directory: Path, batch_id: str | None = None) -> None:
-        self.directory = directory
-        self.batch_id = batch_id
-        self._keys: dict[str, FileKey] | None = None
-        self._entries: dict[str, list[AuditEntry]] = {}
-        self._torn: dict[str, list[str]] = {}
-        self._bad: dict[str, list[str]] = {}
-
-    def poll(self, *, force: bool = False) -> Loaded | None:
-        """The whole log now, or None when no file changed since the last poll."""
-        keys = file_keys(self.directory, self.batch_id)
-        known = self._keys
-        if known is not None and keys == known and not force:
-            return None
-        changed = [name for name, key in keys.items() if known is None or known.get(name) != key]
-        batches = {name: self._batch_of(name) for name in changed}
-        if known is None or force or self.batch_id is not None or None in batches.values():
-            self._entries, self._torn, self._bad = {}, {}, {}
-            self._read(self.batch_id)
-        else:
-            for name, batch_id in batches.items():
-                self._drop(name)
-                self._read(batch_id)
-        for name in set(known or ()) - set(keys):
-            self._drop(name)
-        self._keys = keys
-        return self._merged()
-
-    def _batch_of(self, name: str) -> str | None:
-        """The batch whose file this is, None for the global file or an unknown hashed name."""
-        if name == GLOBAL_FILE:
-            return None
-        candidate = name.removeprefix("batch_").removesuffix(".jsonl")
-        if audit_file_name(candidate) == name:
-            return candidate
-        for entry in self._entries.get(name, ())[:1]:
-            if entry.batch_id is not None and audit_file_name(entry.batch_id) == name:
-                return entry.batch_id
-        return None
-
-    def _read(self, batch_id: str | None) -> None:
-        found = read_audit(self.directory, batch_id=batch_id)
-        for entry in audit_entries(found.records):
-            self._entries.setdefault(audit_file_name(entry.batch_id), []).append(entry)
-        for places, skipped in ((found.torn, self._torn), (found.bad, self._bad)):
-            for place in places:
-                skipped.setdefault(_file_of(place), []).append(place)
-
-    def _drop(self, name: str) -> None:
-        for table in (self._entries, self._torn, self._bad):
-            table.pop(name, None)
-
-    def _merged(self) -> Loaded:
-        names = sorted(self._entries)
-        entries = [entry for name in names for entry in self._entries[name]]
-        entries.sort(key=lambda entry: entry.at)  # runs already in order: near linear
-        torn = [place for name in sorted(self._torn) for place in self._torn[name]]
-        bad = [place for name in sorted(self._bad) for place in self._bad[name]]
-        return Loaded(entries, torn, bad)
-
 
 class AuditTable(VirtualTable):
     """The virtual table without sort and marks: the log has one order and no bulk actions."""

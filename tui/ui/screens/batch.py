@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, tzinfo
-from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
@@ -22,24 +20,24 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 from tui.core.batch_view import FilterError, TextFilter
 from tui.core.events import RESULTS_PREFIX, Event
 from tui.core.models import CANCELING, BatchSnapshot
-from tui.core.results import ERRORED, DownloadProgress, ErrorGroup, StoreStatus
+from tui.core.results import ERRORED, DownloadProgress, StoreStatus
 from tui.core.sanitize import safe_cell
 from tui.paths import locations
 from tui.service.actions import Actions
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.costing import CostService
 from tui.service.ledger import Ledger
-from tui.service.ledger import default_path as ledger_path
 from tui.service.monitor import Monitor, MonitorState
 from tui.service.results_store import (
     AuditSink,
     ResultsDownloadError,
     ResultsNotReady,
     ResultsStore,
-    workspace_key,
 )
 from tui.settings import Settings
 from tui.ui.action_flows import ActionFlows
+from tui.ui.batch_lineage import load_extras, load_facts
+from tui.ui.batch_store import DownloadProgressed, query_rows, store_for
 from tui.ui.clipboard import copy_value
 from tui.ui.messages import MonitorUpdated
 from tui.ui.render import CellStyles, component_classes, resolve_styles, style_css
@@ -55,6 +53,8 @@ from tui.ui.result_rows import (
     parse_search,
     view_bar,
 )
+from tui.ui.screens.batch_keys import HELP_INTRO, Keys, allowed
+from tui.ui.screens.batch_search import SEARCH_PLACEHOLDER, find_match, no_match_text
 from tui.ui.screens.merged import MergedScreen
 from tui.ui.screens.result import ResultScreen
 from tui.ui.widgets.batch_summary import (
@@ -69,28 +69,10 @@ from tui.ui.widgets.batch_summary import (
 from tui.ui.widgets.error_summary import ErrorSummary
 from tui.ui.widgets.vtable import Column, ListSource, VirtualTable
 
+__all__ = ["BatchHost", "BatchScreen", "DownloadProgressed", "store_for"]
+
 RESULTS_OPENED = RESULTS_PREFIX + "opened"
-T = TypeVar("T")
 Flow = Callable[[ActionFlows], Coroutine[Any, Any, bool]]
-
-HELP_INTRO = (
-    "One batch. While it runs: its live state (polled every few seconds while open); when it "
-    "ends the results download by themselves, and the first rows show before the download "
-    "finishes. Ended batches are read from the local store, so reopening is instant.\n"
-    "1-5 filter by result type (all, errored, expired, canceled, succeeded), 6 lists submitted "
-    "requests that never came back (when the request ledger knows them). E cycles through the "
-    "error types; tab moves to the failure summary, where enter filters by a group.\n"
-    "/ searches custom_id: plain text matches a substring, anything else is a case-insensitive "
-    "regex (a re: prefix is accepted; ! in front inverts), as in the batches list. enter keeps "
-    "the search; esc clears it; n / N jump between matches. s sorts by the column under the "
-    "column cursor (left / right move it). enter opens a result, y copies its custom_id.\n"
-    "c cancels a running batch; R retries the failed requests of an ended one, D deletes it; "
-    "a attaches the request file it was made from, t sets a local label (each asks first, and "
-    "none is offered read-only). After a retry the header names the lineage, and M lists the "
-    "final outcome of every request across the original and its retries. T shows the batch's "
-    "audit timeline. The header also shows what the batch cost once its results are stored."
-)
-
 
 class BatchHost(Protocol):
     """What the screen reads from the app (BatchtopApp provides all of it)."""
@@ -106,57 +88,6 @@ class BatchHost(Protocol):
     @property
     def audit(self) -> AuditSink: ...
     def clock(self) -> datetime: ...
-
-
-_shared_stores: weakref.WeakKeyDictionary[BatchesAPI, ResultsStore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def store_for(api: BatchesAPI) -> ResultsStore:
-    """The results store of the API's workspace (one per client, opened on first use)."""
-    store = _shared_stores.get(api)
-    if store is None:
-        client = api.client
-        store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
-        _shared_stores[api] = store
-    return store
-
-
-class DownloadProgressed(Message, bubble=False):
-    """The store indexed more lines; only the newest report matters."""
-
-    def __init__(self, progress: DownloadProgress) -> None:
-        super().__init__()
-        self.progress = progress
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, DownloadProgressed)
-
-
-@dataclass(frozen=True, slots=True)
-class _Extras:
-    groups: list[ErrorGroup]
-    submitted: int | None
-    missing: list[str] | None
-
-
-class _Keys(NamedTuple):
-    """Everything `check_action` depends on."""
-
-    has_rows: bool
-    has_missing: bool
-    error_types: bool
-    searched: bool
-    read_only: bool
-    cancelable: bool  # running, no cancel requested yet
-    ended: bool
-    failures: bool  # ended with errored, expired or canceled requests
-    related: bool  # an original with retries, or a retry
-
-
-_CHANGES = frozenset({"cancel_batch", "retry_batch", "delete_batch", "attach", "label"})
-"""Actions that change a batch (or the local ledger): none is offered read-only."""
 
 
 class BatchScreen(Screen[None]):
@@ -238,7 +169,7 @@ class BatchScreen(Screen[None]):
         self._editing_from: TextFilter | None = None  # the search before `/` (esc restores)
         self._last_refresh = 0.0
         self._querying = False
-        self._bindings_key: _Keys | None = None
+        self._bindings_key: Keys | None = None
         self._lineage = Lineage()
         self._local_costs: CostService | None = None
         self._query_wanted = False
@@ -314,8 +245,7 @@ class BatchScreen(Screen[None]):
         yield ErrorSummary(id="errors")
         yield Static(id="view-bar")
         yield VirtualTable(RESULT_COLUMNS, id="results")
-        yield Input(placeholder="search custom_id: text, or a regex (! inverts) · enter keeps · "
-                                "esc clears", id="search")
+        yield Input(placeholder=SEARCH_PLACEHOLDER, id="search")
         yield Footer(compact=True)
 
     @property
@@ -537,17 +467,9 @@ class BatchScreen(Screen[None]):
         settled, version = self._phase is not Phase.DOWNLOADING, self._version
         counted = self._final_counts if settled else None
 
-        def query() -> tuple[Sequence[int], dict[str, int]]:
-            seqs: Sequence[int]
-            if view.unfiltered and lines is not None:
-                seqs = range(lines - 1, -1, -1) if view.descending else range(lines)
-            else:
-                seqs = store.row_ids(batch_id, order_by=view.order_by,
-                                     descending=view.descending, **view.filters())
-            return seqs, counted if counted is not None else store.type_counts(batch_id)
-
         try:
-            seqs, counts = await asyncio.to_thread(query)
+            seqs, counts = await asyncio.to_thread(query_rows, store, batch_id, view, lines,
+                                                   counted)
         except ValueError as exc:  # a regex SQLite's side refused
             self._search_error = str(exc)
             self._render_view_bar()
@@ -577,16 +499,8 @@ class BatchScreen(Screen[None]):
 
     @work(exclusive=True, group="extras", exit_on_error=False, name="failure summary")
     async def _load_extras(self) -> None:
-        store, batch_id, given = self.store, self.batch_id, self._given_ledger()
-
-        def load() -> _Extras:
-            submitted = _with_ledger(given, lambda ledger: _submitted_ids(ledger, batch_id))
-            missing = (store.missing_custom_ids(batch_id, submitted)
-                       if submitted is not None else None)
-            return _Extras(store.error_summary(batch_id),
-                           len(submitted) if submitted is not None else None, missing)
-
-        extras = await asyncio.to_thread(load)
+        extras = await asyncio.to_thread(load_extras, self.store, self.batch_id,
+                                         self._given_ledger())
         self._submitted, self._missing = extras.submitted, extras.missing
         self.errors.show(extras.groups, self._styles, len(extras.missing or ()))
         self._show_state()
@@ -595,10 +509,8 @@ class BatchScreen(Screen[None]):
     @work(exclusive=True, group="ledger", exit_on_error=False, name="batch lineage")
     async def _load_ledger_facts(self) -> None:
         """The local label and the retry lineage (again after a retry, a label or an attach)."""
-        batch_id, given = self.batch_id, self._given_ledger()
-        found = await asyncio.to_thread(
-            _with_ledger, given, lambda ledger: _ledger_facts(ledger, batch_id))
-        label, lineage = found if found is not None else (None, Lineage())
+        label, lineage = await asyncio.to_thread(load_facts, self.batch_id,
+                                                 self._given_ledger())
         self._lineage = lineage
         if not self.is_mounted:
             return
@@ -673,14 +585,14 @@ class BatchScreen(Screen[None]):
             self._requery()
         self._sync_bindings()
 
-    def _bindings_state(self) -> _Keys:
+    def _bindings_state(self) -> Keys:
         has_rows = self._status is not None or self._phase is Phase.DOWNLOADING
         error_types = self.is_mounted and any(
             g.result_type == ERRORED for g in self.errors.groups)
         batch = self._batch
         ended = batch is not None and batch.is_ended
         counts = batch.request_counts if batch is not None else None
-        return _Keys(
+        return Keys(
             has_rows, bool(self._missing), error_types, self._last_search is not None,
             self.read_only,
             cancelable=batch is not None and not ended
@@ -699,26 +611,7 @@ class BatchScreen(Screen[None]):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        keys = self._bindings_state()
-        if action == "kind":
-            return keys.has_missing if parameters and parameters[0] == MISSING else keys.has_rows
-        if action in ("start_search", "copy_id"):
-            return keys.has_rows
-        if action == "cycle_error_type":
-            return keys.error_types
-        if action == "match":
-            return keys.searched and keys.has_rows
-        if action in _CHANGES and keys.read_only:
-            return False
-        if action == "cancel_batch":
-            return keys.cancelable
-        if action == "retry_batch":
-            return keys.failures
-        if action == "delete_batch":
-            return keys.ended
-        if action == "merged":
-            return keys.related
-        return True
+        return allowed(self._bindings_state(), action, parameters)
 
     # -- actions on the batch -----------------------------------------------------------------
 
@@ -829,7 +722,8 @@ class BatchScreen(Screen[None]):
         row = rows.row_at(event.index)
         if row is None:
             return
-        self.app.push_screen(ResultScreen(self.store, self.batch_id, row.seq, row.custom_id))
+        self.app.push_screen(ResultScreen(self.store, self.batch_id, row.seq, row.custom_id,
+                                          self._known_lines()))
 
     def action_copy_id(self) -> None:
         rows, index = self._rows, self.table.cursor_index
@@ -913,43 +807,14 @@ class BatchScreen(Screen[None]):
         rows = self._rows
         if not isinstance(rows, ResultRows) or not len(rows):
             return
-        store, batch_id = self.store, self.batch_id
         filters = replace(self._view, search=search).filters()
-        hits = set(await asyncio.to_thread(lambda: store.row_ids(batch_id, **filters)))
-        seqs, start = rows.seqs, self.table.cursor_index
-        count, step = len(seqs), -1 if backwards else 1
-        for offset in range(1, count + 1):
-            index = (start + step * offset) % count
-            if seqs[index] in hits:
-                self.table.cursor_index = index
-                return
-        self.notify(f"no custom_id here matches /{safe_cell(search.text, 40)}/",
-                    severity="warning", markup=False)
+        found = await asyncio.to_thread(find_match, self.store, self.batch_id, filters,
+                                        rows.seqs, self.table.cursor_index, backwards)
+        if found is not None:
+            self.table.cursor_index = found
+        else:
+            self.notify(no_match_text(search), severity="warning", markup=False)
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         self._show_state()
 
-
-def _with_ledger(given: Ledger | None, read: Callable[[Ledger], T]) -> T | None:
-    """`read` the given ledger, else the default one when it exists (None when it does not)."""
-    if given is not None:
-        return read(given)
-    path = ledger_path()
-    if not path.exists():
-        return None
-    with Ledger(path) as ledger:
-        return read(ledger)
-
-
-def _submitted_ids(ledger: Ledger, batch_id: str) -> list[str] | None:
-    """The custom_ids the request ledger recorded for the batch, None when it knows none."""
-    return ledger.custom_ids_for(batch_id) if ledger.has_requests(batch_id) else None
-
-
-def _ledger_facts(ledger: Ledger, batch_id: str) -> tuple[str | None, Lineage]:
-    """The batch's local label and where it sits among retries."""
-    chain = ledger.lineage_of(batch_id)
-    children = tuple((child, ledger.generation(child)) for child in ledger.children_of(batch_id))
-    lineage = Lineage(chain[-2] if len(chain) > 1 else None, ledger.generation(batch_id),
-                      children)
-    return ledger.label_for(batch_id), lineage

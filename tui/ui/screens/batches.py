@@ -34,7 +34,7 @@ from tui.ui.messages import MonitorUpdated
 from tui.ui.render import component_classes, resolve_styles, style_css
 from tui.ui.widgets.event_pane import EventPane
 from tui.ui.widgets.status_header import HeaderInfo, StatusHeader
-from tui.ui.widgets.vtable import VirtualTable
+from tui.ui.widgets.vtable import Column, VirtualTable
 
 if TYPE_CHECKING:
     from tui.ui.app import BatchtopApp
@@ -136,7 +136,7 @@ class BatchesScreen(Screen[None]):
         self._pending: set[str] = set()  # new batches held back above the cursor
         self._dirty = False
         self._ticks = 0
-        self._columns_key: tuple[bool, bool] = (False, False)  # (labels, lineage) shown
+        self._columns: tuple[Column, ...] = columns_for(False)  # the columns shown
         self._follow: str | None = None  # a batch this session created: the cursor goes there
 
     @property
@@ -151,7 +151,7 @@ class BatchesScreen(Screen[None]):
             yield Static(id="view-info")
             yield Static(id="row-note")
             yield Static(id="new-hint")
-        table = VirtualTable(columns_for(False), id="batches")
+        table = VirtualTable(self._columns, id="batches")
         table.sort_column = self._spec.sort_key
         table.sort_descending = self._spec.descending
         yield table
@@ -284,15 +284,29 @@ class BatchesScreen(Screen[None]):
         return RowExtras(labels=app.labels, lineage=app.lineage, cost=cost, eta=eta,
                          alerted=app.alerted)
 
+    def _table_width(self) -> int:
+        """Room for the columns: the table's width less a vertical scrollbar (always
+        reserved, so that one appearing does not change the columns)."""
+        width = self.table.size.width or self.app.size.width
+        return max(0, width - self.table.styles.scrollbar_size_vertical)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The table has its new size only after this layout: choose the columns then.
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        if self.is_mounted and self._rows is not None:
+            self._rebuild(self._now(), data_changed=False)
+
     def _rebuild(self, now: datetime, *, data_changed: bool) -> None:
         state = self._state
         extras = self._extras()
         labels = extras.labels
-        shown = (bool(labels), any(key in state.batches for key in extras.lineage))
-        columns = columns_for(*shown)
         table = self.table
-        if shown != self._columns_key:
-            self._columns_key = shown
+        columns = columns_for(bool(labels), any(key in state.batches for key in extras.lineage),
+                              self._table_width())
+        if columns != self._columns:
+            self._columns = columns
             table.set_columns(columns)
         full = apply_view(self._listed(), self._spec, now, labels)
         cursor_key = table.cursor_key

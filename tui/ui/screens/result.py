@@ -180,6 +180,12 @@ def _finish(body: _Body, size: int) -> Text:
     return body.text
 
 
+def position_label(seq: int, total: int | None) -> str:
+    """ "result 1 of 2,000" for the first (0-based `seq`) of 2,000; "result 1" without a total."""
+    place = f"result {seq + 1:,}"
+    return f"{place} of {total:,}" if total else place
+
+
 class ResultScreen(Screen[None]):
     """One result, read from the store when opened; v switches to the raw JSON line."""
 
@@ -212,10 +218,12 @@ class ResultScreen(Screen[None]):
         Binding("G,end", "scroll('end')", "Bottom", show=False, id="result.bottom"),
     ]
 
-    def __init__(self, reader: RawReader, batch_id: str, seq: int, custom_id: str) -> None:
+    def __init__(self, reader: RawReader, batch_id: str, seq: int, custom_id: str,
+                 total: int | None = None) -> None:
         super().__init__()
         self.batch_id = batch_id  # the app keeps polling focused on this batch
-        self.seq = seq
+        self.seq = seq  # 0-based place in the results stream
+        self.total = total  # results in the batch, when known
         self.custom_id = custom_id
         self._reader = reader
         self._line: bytes | None = None
@@ -242,7 +250,7 @@ class ResultScreen(Screen[None]):
         styles = resolve_styles(self, "result")
         title = Text(" result ", styles("muted"))
         title.append(safe_cell(self.custom_id, 64), styles("heading"))
-        title.append(f"  · #{self.seq:,} in batch ", styles("muted"))
+        title.append(f"  · {position_label(self.seq, self.total)} in ", styles("muted"))
         title.append(safe_cell(self.batch_id, 40))
         title.append("  · raw JSON" if self.raw else "", styles("accent"))
         self.query_one("#result-title", Static).update(title)

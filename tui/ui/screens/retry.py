@@ -81,10 +81,24 @@ def toggle_label(kind: str, on: bool) -> Text:
 # -- the summary --------------------------------------------------------------------------------
 
 
-def estimate_line(cost: Estimate) -> str:
-    """Token totals, then the cost upper bound labelled as an estimate."""
+ESTIMATE_PREFIX = "estimate: "
+
+
+def estimate_lines(cost: Estimate) -> tuple[str, str]:
+    """The token totals, and the cost upper bound: two lines, each whole."""
+    label = cost.label()
+    label = label[len(ESTIMATE_PREFIX):] if label.startswith(ESTIMATE_PREFIX) else label
     return (f"~{cost.input_tokens:,} input tokens, at most {cost.max_output_tokens:,} output "
-            f"tokens · {cost.label()}")
+            "tokens", label)
+
+
+def count_rows(rows: Sequence[tuple[str, int, str]], indent: str = "  ") -> str:
+    """Aligned lines of (name, count, note): names padded to the longest, counts right-aligned."""
+    name_width = max((len(name) for name, _, _ in rows), default=0)
+    count_width = max((len(f"{count:,}") for _, count, _ in rows), default=0)
+    lines = [f"{indent}{name:<{name_width}}  {count:>{count_width},}   {note}".rstrip()
+             for name, count, note in rows]
+    return "\n".join(lines)
 
 
 def _id_list(text: Text, items: Sequence[str], limit: int = LIST_LIMIT) -> None:
@@ -101,22 +115,24 @@ def retry_summary(preview: RetryPreview) -> Text:
     if preview.label:
         text.append(f"  “{safe_cell(preview.label, 60)}”")
     text.append("\nFailed requests by class\n", "bold")
-    for retry_class in _CLASS_ORDER:
-        count = preview.by_class.get(retry_class.value, 0)
-        text.append(f"  {retry_class.value:<10} {count:>8,}   {verdict(retry_class)}\n")
-    text.append(f"  {'succeeded':<10} {preview.succeeded:>8,}\n")
+    classes = [(retry_class.value, preview.by_class.get(retry_class.value, 0),
+                verdict(retry_class)) for retry_class in _CLASS_ORDER]
+    classes.append(("succeeded", preview.succeeded, ""))
+    text.append(count_rows(classes) + "\n")
     if preview.by_reason:
         reasons = sorted(preview.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
-        text.append("By reason: ")
-        text.append(" · ".join(f"{safe_cell(name, 40)} {count:,}" for name, count in reasons))
-        text.append("\n")
+        text.append("By reason\n", "bold")
+        text.append(count_rows([(safe_cell(name, 40), count, "") for name, count in reasons])
+                    + "\n")
     text.append("\nWill submit ", "bold")
     sizes = " + ".join(f"{size:,}" for size in preview.batch_sizes) or "0"
     text.append(f"{plural(preview.request_count, 'request')} of "
                 f"{preview.selected_count:,} selected, in {plural(preview.batches, 'batch')} "
                 f"({sizes})")
     text.append(f"\nNew batch label: {safe_cell(preview.new_label, 100)}")
-    text.append(f"\nEstimate: {estimate_line(preview.estimate)}")
+    tokens, cost = estimate_lines(preview.estimate)
+    text.append("\nEstimate  ", "bold")
+    text.append(f"{tokens}\n          {cost}")
     if preview.fix_first:
         text.append(f"\n\nFix first: {plural(len(preview.fix_first), 'permanent error')}", "bold")
         rows = [f"{safe_cell(cid, ID_WIDTH)}  {safe_cell(kind, 40)}"

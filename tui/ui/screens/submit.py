@@ -20,7 +20,7 @@ from tui.core.sanitize import safe_cell, safe_text
 from tui.service.actions import ActionFailed, ReadOnlyError, SubmitPreview
 from tui.ui.render import byte_size
 from tui.ui.screens.confirm import warning_lines
-from tui.ui.screens.retry import estimate_line
+from tui.ui.screens.retry import estimate_lines
 
 Planner = Callable[[str, str | None], Awaitable[SubmitPreview]]
 """(path, label or None for the default) -> a preview; problems are in it, not raised."""
@@ -65,8 +65,9 @@ def submit_summary(preview: SubmitPreview) -> Text:
         if labels:
             text.append("\nLabels    ", "bold")
             text.append(", ".join(labels[:3]) + (" …" if len(labels) > 3 else ""))
+    tokens, cost = estimate_lines(preview.estimate)
     text.append("\nEstimate  ", "bold")
-    text.append(estimate_line(preview.estimate))
+    text.append(f"{tokens}\n          {cost}")
     return text
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
-from typing import Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import RichLog
 
 from tui.core import events as ev
+from tui.core.describe import describe_event
 from tui.core.events import Event
 from tui.core.sanitize import safe_cell
 from tui.service.api import ApiCall
@@ -18,50 +18,10 @@ from tui.service.monitor import FeedEntry
 
 MAX_LINES = 500
 _ID_WIDTH = 40
-_FIELD_WIDTH = 80
 
 StyleFor = Callable[[str], Style]
 
-
-def _counts(data: Mapping[str, Any]) -> str:
-    return " · ".join(f"{name} {value}" for name, value in data.items() if value)
-
-
-def _plain_field(value: Any) -> str:
-    return safe_cell(str(value), _FIELD_WIDTH)
-
-
-def describe_event(event: Event) -> str:
-    """A short, inert description of an event's data."""
-    data = event.data
-    name = event.event
-    if name == ev.BATCH_DISCOVERED:
-        counts = data.get("counts") or {}
-        total = sum(v for v in counts.values() if isinstance(v, int))
-        return f"{_plain_field(data.get('status'))} · {total} requests"
-    if name == ev.BATCH_STATUS_CHANGED:
-        return f"{_plain_field(data.get('from'))} → {_plain_field(data.get('to'))}"
-    if name == ev.BATCH_COUNTS_CHANGED:
-        before, after = data.get("from") or {}, data.get("to") or {}
-        changed = [f"{k} {before.get(k, 0)}→{v}" for k, v in after.items() if before.get(k) != v]
-        return " · ".join(changed)
-    if name == ev.BATCH_ENDED:
-        text = _counts(data.get("counts") or {})
-        rate = data.get("error_rate")
-        if isinstance(rate, float) and rate:
-            text += f" · {rate:.1%} failed"
-        return text
-    if name == ev.API_ERROR:
-        parts = [data.get("kind"), data.get("status"), data.get("error_type")]
-        head = " ".join(_plain_field(p) for p in parts if p)
-        message = _plain_field(data.get("message") or "")
-        retry = data.get("retry_in_s")
-        tail = f" · retry in {retry:g}s" if isinstance(retry, int | float) else ""
-        request = f" · {_plain_field(data['request_id'])}" if data.get("request_id") else ""
-        return f"{head}: {message}{tail}{request}"
-    if name == ev.API_RECOVERED:
-        return f"after {data.get('outage_s')}s, {data.get('failures')} failures"
-    return " ".join(f"{k}={_plain_field(v)}" for k, v in data.items() if v is not None)
+__all__ = ["EventPane", "describe_event", "format_entry"]
 
 
 def _event_style(event: Event) -> str:

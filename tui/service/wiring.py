@@ -1,0 +1,180 @@
+"""One builder of the services behind both front ends, so the app and the CLI cannot drift."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tui.core.cadence import Backoff, Cadence
+from tui.core.timefmt import utcnow
+from tui.paths import locations
+from tui.service.audit import AuditLog
+from tui.service.ledger import Ledger
+from tui.settings import Settings
+
+if TYPE_CHECKING:
+    # The SDK takes seconds to import: it is loaded by `build_services`, not by importing this.
+    from tui.service.actions import Actions
+    from tui.service.alerting import AlertService
+    from tui.service.api import BatchesAPI
+    from tui.service.costing import CostService
+    from tui.service.monitor import EventSink, Monitor
+    from tui.service.results_store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[object]]
+StoreOpener = Callable[["BatchesAPI"], "ResultsStore"]
+SinkWrapper = Callable[[AuditLog], "EventSink"]
+
+
+@dataclass(eq=False)
+class ServiceSet:
+    """The services around one workspace. `audit` is the monitor's writer; actions and alerts
+    write through `action_audit` (same files and session; the same object without a monitor).
+    """
+
+    settings: Settings
+    api: BatchesAPI
+    audit: AuditLog
+    action_audit: AuditLog
+    ledger: Ledger
+    store: ResultsStore
+    costs: CostService
+    actions: Actions
+    clock: Clock
+    monitor: Monitor | None = None
+    alerts: AlertService | None = None
+    _action_api: BatchesAPI | None = None
+    _closed: bool = False
+
+    async def close(self) -> None:
+        """Alerts, then the audit writers, the clients and the files; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.monitor is not None:
+            self.monitor.stop()
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if self.alerts is not None:
+            closers.append(self.alerts.close)
+        if self.action_audit is not self.audit:
+            closers.append(self.action_audit.close)
+        closers += [self.audit.close, self.api.close]
+        if self._action_api is not None:
+            closers.append(self._action_api.close)
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed", close)
+        for close_file in (self.ledger.close, self.store.close):
+            try:
+                close_file()
+            except Exception:
+                log.exception("closing %s failed", close_file)
+
+
+def wire_services(
+    settings: Settings,
+    api: BatchesAPI,
+    audit: AuditLog,
+    ledger: Ledger,
+    *,
+    clock: Clock = utcnow,
+    monitor: Monitor | None = None,
+    read_only: bool | None = None,
+    store: ResultsStore | None = None,
+    action_api: BatchesAPI | None = None,
+) -> ServiceSet:
+    """Results store, costs, actions (and alerts, given the monitor) around a client, its
+    audit log and a ledger, which the set then owns.
+
+    Actions use `action_api` when given (a client that never retries by itself), else `api`.
+    With a monitor, actions and alerts write through a writer of their own (same files and
+    session): the monitor takes every line its writer still holds for a backlog of its own,
+    and would report "audit log not written" whenever an action or an alert was written.
+    The store defaults to the one keyed by `workspace_key(base_url, api_key)` of `api`.
+    """
+    from tui.service.actions import Actions
+    from tui.service.costing import CostService
+    from tui.service.results_store import ResultsStore, workspace_key
+
+    client = api.client
+    if store is None:
+        store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
+    action_audit = audit
+    if monitor is not None:
+        action_audit = AuditLog(audit.directory, actor=audit.actor, session=audit.session,
+                                secrets=[client.api_key], clock=clock)
+    costs = CostService(store, settings, audit.directory)
+    actions = Actions(action_api or api, ledger, action_audit, store,
+                      read_only=settings.read_only if read_only is None else read_only,
+                      prices=costs.prices, clock=clock)
+    alerts = None
+    if monitor is not None:
+        from tui.service.alerting import AlertService
+
+        alerts = AlertService(monitor, action_audit, settings, store=store, clock=clock)
+    return ServiceSet(settings=settings, api=api, audit=audit, action_audit=action_audit,
+                      ledger=ledger, store=store, costs=costs, actions=actions, clock=clock,
+                      monitor=monitor, alerts=alerts, _action_api=action_api)
+
+
+async def build_services(
+    settings: Settings,
+    api_key: str,
+    base_url: str | None,
+    *,
+    clock: Clock = utcnow,
+    ledger_path: Path | None = None,
+    read_only: bool | None = None,
+    for_monitor: bool = False,
+    max_retries: int = 0,
+    sleep: Sleep = asyncio.sleep,
+    cadence: Cadence | None = None,
+    backoff: Backoff | None = None,
+    open_store: StoreOpener | None = None,
+    monitor_sink: SinkWrapper | None = None,
+) -> ServiceSet:
+    """Client, audit log, ledger, results store, costs and actions for one workspace.
+
+    `max_retries` is for the reads of `api` (one-shot commands may retry); actions always
+    go through a client that never retries by itself: a create must never be sent twice.
+    `for_monitor` adds the monitor (`cadence` or `settings.cadence`, `clock`, `sleep`,
+    `backoff`) and the alert service (not started yet). `monitor_sink` wraps the monitor's
+    audit writer (`watch --headless` echoes each event); `open_store` replaces the store
+    keyed by `workspace_key(base_url, api_key)` (the app shares its batch screen's).
+    """
+    from tui.service.api import BatchesAPI
+    from tui.service.monitor import Monitor
+
+    api = BatchesAPI.connect(api_key, base_url, max_retries=max_retries)
+    action_api = None if max_retries == 0 else BatchesAPI.connect(api_key, base_url)
+    ledger: Ledger | None = None
+    try:
+        audit = AuditLog(locations().audit, secrets=[api_key], clock=clock)
+        ledger = Ledger(ledger_path, clock=clock)
+        monitor = None
+        if for_monitor:
+            sink = monitor_sink(audit) if monitor_sink is not None else audit
+            monitor = Monitor(api, sink, cadence or settings.cadence, clock=clock, sleep=sleep,
+                              backoff=backoff)
+        store = open_store(api) if open_store is not None else None
+        return wire_services(settings, api, audit, ledger, clock=clock, monitor=monitor,
+                             read_only=read_only, store=store, action_api=action_api)
+    except BaseException:
+        if ledger is not None:
+            ledger.close()
+        for client in (api, action_api):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+        raise
