@@ -23,7 +23,7 @@ CONFIG_TEMPLATE = """\
 
 [defaults]
 profile = "default"          # the profile used when --profile / BATCHTOP_PROFILE are not given
-theme = "textual-dark"       # any Textual theme, or "batchtop-high-contrast"
+theme = "textual-dark"       # any Textual theme, or "batchtop-high-contrast" (ctrl+t picks)
 bell = true                  # ring the terminal bell on alerts
 # on_alert = "notify-send batchtop"   # a command that receives each alert as JSON on stdin
 # error_rate_alert = 0.10             # alert when an ended batch's error rate is above this
@@ -47,6 +47,10 @@ bell = true                  # ring the terminal bell on alerts
 api_key_env = "ANTHROPIC_API_KEY"       # read the key from this environment variable
 # api_key_command = "pass show anthropic/prod"   # or run this command and use its output
 # base_url = "https://api.anthropic.com"
+# read_only = true
+
+# [profiles.staging]                    # another workspace: `batchtop --profile staging`,
+# api_key_env = "ANTHROPIC_API_KEY_STAGING"   # or P in the app to switch to it
 # read_only = true
 
 # [prices."claude-sonnet-4-5"]          # USD per million tokens, overriding the shipped table

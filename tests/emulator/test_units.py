@@ -113,3 +113,22 @@ def test_clock_speed_and_advance() -> None:
 def test_check_params_never_crashes(params: dict[str, object]) -> None:
     problem = check_params(params, in_batch=True)
     assert problem is None or problem.message
+
+
+async def test_a_clock_given_up_front_is_the_emulators_time() -> None:
+    from datetime import UTC, datetime
+
+    from tui.emulator.server import EmulatorConfig, start_emulator
+
+    at = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+    def frozen() -> Clock:
+        return Clock(1.0, start=at.timestamp(), monotonic=lambda: 0.0)
+
+    async with await start_emulator(EmulatorConfig(scenario="demo", clock=frozen())) as emu:
+        assert emu.engine.clock.now() == at
+        assert emu.engine._records and all(r.created <= at.timestamp() for r in emu.engine._records)
+    async with await start_emulator(EmulatorConfig(), clock=frozen()) as emu:
+        assert emu.engine.clock.now() == at
+        emu.engine.clock.advance(5)
+        assert (emu.engine.clock.now() - at).total_seconds() == 5

@@ -22,10 +22,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui.core.events import AUDIT_DROPPED, BATCH_DISCOVERED, BATCH_ENDED, SESSION_STARTED, Event
+from tui.service import audit as audit_module
 from tui.service.audit import (
     GLOBAL_FILE,
+    AuditHistory,
     AuditLog,
+    LogReader,
+    SharedAuditHistory,
     audit_file_name,
+    file_keys,
     follow_audit,
     read_audit,
 )
@@ -481,3 +486,69 @@ def test_round_trip(scratch: Callable[[], Path], events: list[Event]) -> None:
     assert result.torn == [] and result.bad == []
     assert [Event(r["event"], r["batch_id"], r["data"]) for r in result.records] == events
     assert all(list(record) == KEYS for record in result.records)
+
+
+# -- reading only some events, once, and in write order --------------------------------------
+
+STILL = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+
+
+async def test_read_audit_keeps_only_the_events_asked_for(tmp_path: Path) -> None:
+    async with AuditLog(tmp_path, clock=ticking_clock()) as audit:
+        await audit.record(Event(SESSION_STARTED, None, {"note": "alert.raised"}))
+        await audit.record(Event(BATCH_DISCOVERED, "msgbatch_a", {}))
+        await audit.record(Event(BATCH_ENDED, "msgbatch_a", {"counts": {}}))
+        await audit.record(Event("alert.raised", "msgbatch_a", {"kind": "sla"}))
+    with (tmp_path / audit_file_name("msgbatch_a")).open("ab") as handle:
+        handle.write(b"not json at all\n{\"event\": \"batch.ended\", broken\n")
+    found = read_audit(tmp_path, events={BATCH_ENDED, "alert.raised"})
+    # The global record only mentions the name in its data: parsed, then left out.
+    assert [r["event"] for r in found.records] == [BATCH_ENDED, "alert.raised"]
+    # A line that cannot hold one of the events is skipped unparsed; one that might is checked.
+    assert found.bad == [] and found.torn == [f"{audit_file_name('msgbatch_a')}:5"]
+    assert [r["event"] for r in read_audit(tmp_path).records] == [
+        SESSION_STARTED, BATCH_DISCOVERED, BATCH_ENDED, "alert.raised"]
+
+
+async def test_shared_history_reads_the_log_once_for_everyone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with AuditLog(tmp_path, clock=ticking_clock()) as audit:
+        await audit.record(Event(BATCH_ENDED, "msgbatch_a", {}))
+        await audit.record(Event("alert.raised", "msgbatch_a", {}))
+    reads: list[frozenset[str] | None] = []
+
+    def counting(directory: Path, **options: Any) -> Any:
+        reads.append(options.get("events"))
+        return read_audit(directory, **options)
+
+    monkeypatch.setattr(audit_module, "read_audit", counting)
+    shared = SharedAuditHistory(tmp_path, {BATCH_ENDED, "alert.raised"})
+    first, second = await asyncio.gather(shared.get(), shared.get())
+    assert first is second is shared.get_now()
+    assert reads == [frozenset({BATCH_ENDED, "alert.raised"})]
+    assert [r["event"] for r in first.of(BATCH_ENDED)] == [BATCH_ENDED]
+    assert [r["batch_id"] for r in first.of("alert.raised")] == ["msgbatch_a"]
+    with pytest.raises(KeyError):
+        first.of(SESSION_STARTED)
+    direct = AuditHistory.load(tmp_path, events={BATCH_ENDED})
+    assert [r["event"] for r in direct.records] == [BATCH_ENDED]
+
+
+async def test_records_of_the_same_moment_keep_their_write_order(tmp_path: Path) -> None:
+    # Same millisecond everywhere: each file keeps its write order, files follow by name.
+    async with AuditLog(tmp_path, clock=lambda: STILL) as audit:
+        await audit.record(Event(BATCH_DISCOVERED, "msgbatch_z", {}))
+        await audit.record(Event(SESSION_STARTED, None, {}))
+        await audit.record(Event(BATCH_ENDED, "msgbatch_z", {}))
+        await audit.record(Event(BATCH_DISCOVERED, "msgbatch_a", {}))
+    in_z = [r["event"] for r in read_audit(tmp_path, batch_id="msgbatch_z").records]
+    assert in_z == [BATCH_DISCOVERED, BATCH_ENDED]
+    everything = [(r["event"], r["batch_id"]) for r in read_audit(tmp_path).records]
+    assert everything == [(BATCH_DISCOVERED, "msgbatch_a"), (BATCH_DISCOVERED, "msgbatch_z"),
+                          (BATCH_ENDED, "msgbatch_z"), (SESSION_STARTED, None)]
+    loaded = LogReader(tmp_path).poll()
+    assert loaded is not None
+    assert [(e.event, e.batch_id) for e in loaded.entries] == everything
+    assert set(file_keys(tmp_path, None)) == {
+        GLOBAL_FILE, audit_file_name("msgbatch_a"), audit_file_name("msgbatch_z")}

@@ -239,6 +239,21 @@ async def test_audit_log_from_the_jump_line_and_the_list(empty: RunningEmulator)
         await until(pilot, lambda: isinstance(app.screen, AuditScreen))
 
 
+async def test_theme_and_profile_have_letter_alternatives(
+        empty: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ctrl+t` and `P` also work as `:theme` and `:profile`, for terminals that eat chords."""
+    app = make_app(services_factory(empty))
+    called: list[str] = []
+    monkeypatch.setattr(app, "action_profiles", lambda: called.append("profile"))
+    monkeypatch.setattr(app, "action_change_theme", lambda: called.append("theme"))
+    async with app.run_test(size=SIZE) as pilot:
+        await synced(pilot)
+        await pilot.press("colon", *"profile", "enter")
+        await until(pilot, lambda: called == ["profile"])
+        await pilot.press("colon", *"theme", "enter")
+        await until(pilot, lambda: called == ["profile", "theme"])
+
+
 async def test_event_pane_shows_api_calls_and_events(empty: RunningEmulator) -> None:
     app = make_app(services_factory(empty))
     async with app.run_test(size=SIZE) as pilot:
@@ -338,6 +353,8 @@ async def test_command_palette_runs_screen_actions(empty: RunningEmulator) -> No
         ("msgbatch_01abc", JumpVerb.BATCH, "msgbatch_01abc"),
         ("audit", JumpVerb.AUDIT, ""),
         ("q", JumpVerb.QUIT, ""),
+        (":theme", JumpVerb.THEME, ""),
+        ("profile", JumpVerb.PROFILE, ""),
         ("  ", JumpVerb.NONE, ""),
         ("b", JumpVerb.UNKNOWN, "b"),
         ("frobnicate", JumpVerb.UNKNOWN, "frobnicate"),

@@ -376,7 +376,7 @@ def _parse_record(raw: bytes) -> tuple[datetime, Record] | None:
 
 
 Item = tuple[datetime, int, Record]
-"""A parsed record with its time and line number: sorting by both keeps write order on ties."""
+"""A parsed record with its time and its line number in its file."""
 
 
 class EventFilter:
@@ -438,9 +438,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _in_order(items: list[Item]) -> list[Record]:
-    """Oldest first; records of the same moment in the order they were written (their line
-    in the file), not in the order of file names."""
-    items.sort(key=lambda item: (item[0], item[1]))
+    """Oldest first. `items` come file by file, each file in line (write) order, and the
+    sort is stable: records of the same moment keep their file's write order. Between two
+    files nothing records which line was written first (both took the same millisecond),
+    so such ties keep the order the files were read in, by name."""
+    items.sort(key=lambda item: item[0])
     return [record for _, _, record in items]
 
 
@@ -701,13 +703,10 @@ class LogReader:
             table.pop(name, None)
 
     def _merged(self) -> Loaded:
-        # Each file's entries are in write order; on equal times, the earlier line goes first.
-        keyed = [
-            (entry.at, position, entry)
-            for entries in self._entries.values()
-            for position, entry in enumerate(entries)
-        ]
-        keyed.sort(key=lambda item: (item[0], item[1]))
+        """Merged as `read_audit` merges: by time, ties in each file's write order, then in
+        file name order, so a partial re-read lists exactly what a whole read would."""
+        entries = [entry for name in sorted(self._entries) for entry in self._entries[name]]
+        entries.sort(key=lambda entry: entry.at)  # runs already in order: near linear
         torn = [place for name in sorted(self._torn) for place in self._torn[name]]
         bad = [place for name in sorted(self._bad) for place in self._bad[name]]
-        return Loaded([entry for _, _, entry in keyed], torn, bad)
+        return Loaded(entries, torn, bad)

@@ -40,6 +40,7 @@ from tui.settings import ConfigError, ProfileSummary, Settings
 from tui.ui.action_flows import ActionFlows
 from tui.ui.commands import BatchActions, GoToBatch, ScreenActions, unknown_binding_ids
 from tui.ui.messages import MonitorUpdated
+from tui.ui.render import should_toast
 from tui.ui.screens.batch import BatchScreen
 from tui.ui.screens.batches import BatchesScreen
 from tui.ui.screens.help import HelpScreen, help_rows
@@ -163,6 +164,7 @@ class BatchtopApp(App[int]):
         self._demo_factory = demo
         self._no_key_reason = no_key_reason
         self._profiles = profiles
+        self._warned: set[str] = set()
         self._clock = clock or utcnow
         self._handle_signals = handle_signals
         self._services: Services | None = None
@@ -332,7 +334,9 @@ class BatchtopApp(App[int]):
             warnings.append(f"[keymap] names no binding: {', '.join(unknown)} "
                             "(? lists each screen's binding ids)")
         for warning in warnings:
-            self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
+            if warning not in self._warned:  # once a session, not again at each switch
+                self._warned.add(warning)
+                self.notify(safe_text(warning), severity="warning", markup=False, timeout=10)
 
     def _no_key_message(self) -> Any:
         settings = self.settings
@@ -412,6 +416,8 @@ class BatchtopApp(App[int]):
     # -- alerts and costs -----------------------------------------------------------------------
 
     def _on_alert(self, alert: Alert) -> None:
+        if not should_toast(alert):  # INFO ("batch ended"): event pane and audit only
+            return
         # Alerts raised by one state change arrive one by one: toast them together.
         if not self._alert_burst:
             self.call_later(self._flush_alerts)
@@ -538,6 +544,10 @@ class BatchtopApp(App[int]):
             await self.action_quit()
         elif command.verb is JumpVerb.HELP:
             self.action_help()
+        elif command.verb is JumpVerb.THEME:
+            self.action_change_theme()
+        elif command.verb is JumpVerb.PROFILE:
+            self.action_profiles()
         elif command.verb is JumpVerb.UNKNOWN:
             self.notify(f"unknown command :{safe_text(command.arg)} — try :b ID, :audit, :q",
                         severity="warning", markup=False)

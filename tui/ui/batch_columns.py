@@ -9,10 +9,9 @@ from tui.ui.widgets.vtable import GUTTER, SEPARATOR, Column
 ID_WIDTH = 33
 SHORT_ID_WIDTH = 24  # the id without its "msgbatch_" prefix
 LABEL_WIDTH = 16
-WIDE_LABEL_WIDTH = 20  # the label with the lineage folded in
 NARROW_LABEL_WIDTH = 10
 LINEAGE_WIDTH = 12
-COUNTS_WIDTH = 14  # "99,000/900/100"
+COUNTS_WIDTH = 15  # "5,673/327/4,000"
 BAR_WIDTH = 12
 NARROW_BAR_WIDTH = 8
 COST_WIDTH = 9
@@ -60,10 +59,9 @@ def _fold_lineage(columns: list[Column]) -> list[Column]:
     keys = _keys(columns)
     if "lineage" not in keys:
         return columns
-    wide = Column("label", "label", WIDE_LABEL_WIDTH, sortable=False)
     if "label" in keys:
-        return [wide if c.key == "label" else c for c in columns if c.key != "lineage"]
-    return [wide if c.key == "lineage" else c for c in columns]
+        return [c for c in columns if c.key != "lineage"]
+    return [LABEL_COLUMN if c.key == "lineage" else c for c in columns]
 
 
 def _drop(key: str) -> Step:

@@ -162,5 +162,7 @@ def binding_ids() -> frozenset[str]:
 
 def unknown_binding_ids(keymap: Mapping[str, str]) -> list[str]:
     """The ids in `keymap` that no binding has (a typo, or a binding that was renamed)."""
+    if not keymap:
+        return []
     known = binding_ids()
     return sorted(binding_id for binding_id in keymap if binding_id not in known)

@@ -21,6 +21,7 @@ from tui.service.costing import CostService
 from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
+from tui.service.wiring import ServiceSet, build_services
 from tui.settings import (
     ConfigError,
     ProfileSummary,
@@ -69,12 +70,21 @@ def assemble(
                     action_audit=writer)
 
 
+def app_services(built: ServiceSet, *, where: str,
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> Services:
+    """The app's view of the shared builder's services (built `for_monitor`)."""
+    if built.monitor is None:
+        raise ValueError("the app needs services built for_monitor")
+    return Services(api=built.api, audit=built.audit, monitor=built.monitor, clock=built.clock,
+                    where=where, on_close=on_close, actions=built.actions, store=built.store,
+                    alerts=built.alerts, costs=built.costs, action_audit=built.action_audit)
+
+
 async def live_services(settings: Settings, api_key: str) -> Services:
     """The real thing: the configured workspace through the SDK."""
-    api = BatchesAPI.connect(api_key, settings.base_url, max_retries=0)
-    audit = AuditLog(locations().audit, secrets=[api_key])
-    monitor = Monitor(api, audit, settings.cadence)
-    return assemble(api, audit, monitor, settings, Ledger(), where=settings.profile)
+    built = await build_services(settings, api_key, settings.base_url, for_monitor=True,
+                                 open_store=store_for)
+    return app_services(built, where=settings.profile)
 
 
 def scaled_sleep(speed: float) -> Callable[[float], Awaitable[object]]:
@@ -86,13 +96,18 @@ def scaled_sleep(speed: float) -> Callable[[float], Awaitable[object]]:
     return sleep
 
 
-def demo_ledger(clock: Clock) -> Ledger:
-    """A ledger of its own for the demo, emptied at every start like the demo's emulator."""
+def fresh_demo_ledger() -> Path:
+    """The demo's own ledger file, emptied at every start like the demo's emulator."""
     path = locations().data / DEMO_LEDGER_FILE
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    return Ledger(path, clock=clock)
+    return path
+
+
+def demo_ledger(clock: Clock) -> Ledger:
+    """A ledger of its own for the demo, empty at every start."""
+    return Ledger(fresh_demo_ledger(), clock=clock)
 
 
 async def demo_services(settings: Settings, speed: float = DEMO_SPEED) -> Services:
@@ -102,13 +117,16 @@ async def demo_services(settings: Settings, speed: float = DEMO_SPEED) -> Servic
     emulator = await start_emulator(
         EmulatorConfig(scenario="demo", speed=speed, api_key=DEMO_KEY)
     )
-    clock = emulator.engine.clock.now
-    api = BatchesAPI.connect(DEMO_KEY, emulator.url, max_retries=0)
-    audit = AuditLog(locations().audit, secrets=[DEMO_KEY], clock=clock)
-    monitor = Monitor(api, audit, settings.cadence, clock=clock, sleep=scaled_sleep(speed))
     where = f"demo · local emulator ×{speed:g}" if speed != 1 else "demo · local emulator"
-    return assemble(api, audit, monitor, settings, demo_ledger(clock), clock=clock,
-                    where=where, on_close=emulator.stop)
+    try:
+        built = await build_services(settings, DEMO_KEY, emulator.url,
+                                     clock=emulator.engine.clock.now,
+                                     ledger_path=fresh_demo_ledger(), for_monitor=True,
+                                     sleep=scaled_sleep(speed), open_store=store_for)
+    except BaseException:
+        await emulator.stop()
+        raise
+    return app_services(built, where=where, on_close=emulator.stop)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The `:` line (`:b msgbatch_…`, `:audit [id]`, `:q`) and the parser of what was typed there."""
+"""The `:` line (`:b ID`, `:audit [ID]`, `:theme`, `:profile`, `:q`) and its parser."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class JumpVerb(StrEnum):
     AUDIT = "audit"
     QUIT = "quit"
     HELP = "help"
+    THEME = "theme"
+    PROFILE = "profile"
     NONE = "none"
     UNKNOWN = "unknown"
 
@@ -35,6 +37,7 @@ _VERBS: dict[str, JumpVerb] = {
     "audit": JumpVerb.AUDIT, "a": JumpVerb.AUDIT, "events": JumpVerb.AUDIT,
     "q": JumpVerb.QUIT, "quit": JumpVerb.QUIT, "q!": JumpVerb.QUIT, "qa": JumpVerb.QUIT,
     "h": JumpVerb.HELP, "help": JumpVerb.HELP, "?": JumpVerb.HELP,
+    "theme": JumpVerb.THEME, "profile": JumpVerb.PROFILE, "profiles": JumpVerb.PROFILE,
 }
 
 
@@ -70,8 +73,8 @@ class JumpScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="jump-line"):
             yield Label(":", id="jump-prompt")
-            yield Input(self._initial, placeholder="b msgbatch_…   audit [msgbatch_…]   q",
-                        id="jump-input", select_on_focus=False)
+            yield Input(self._initial, id="jump-input", select_on_focus=False,
+                        placeholder="b msgbatch_…  audit [msgbatch_…]  theme  profile  q")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#jump-input", Input))
