@@ -9,12 +9,13 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tui.commands.watch import EchoingAudit
 from tui.core.cadence import Backoff, Cadence
 from tui.core.events import Event
 from tui.service.api import BatchesAPI
@@ -46,32 +47,13 @@ async def wait_until(
         await asyncio.sleep(0.01)
 
 
-@dataclass
-class EventTap:
-    """An audit sink in front of the real `AuditLog`: keeps every event it was given."""
+class EventTap(EchoingAudit):
+    """An audit sink in front of the real `AuditLog` (as `watch` has): keeps every event
+    the log has taken."""
 
-    audit: AuditLog
-    events: list[Event] = field(default_factory=list)
-
-    async def record(self, event: Event) -> None:
-        self.events.append(event)
-        await self.audit.record(event)
-
-    async def record_many(self, events: Any) -> None:
-        batch = list(events)
-        self.events.extend(batch)
-        await self.audit.record_many(batch)
-
-    @property
-    def pending_count(self) -> int:
-        return self.audit.pending_count
-
-    @property
-    def last_error(self) -> str | None:
-        return self.audit.last_error
-
-    async def flush_pending(self) -> bool:
-        return await self.audit.flush_pending()
+    def __init__(self, audit: AuditLog) -> None:
+        self.events: list[Event] = []
+        super().__init__(audit, self.events.append)
 
     def named(self, name: str) -> list[Event]:
         return [event for event in self.events if event.event == name]

@@ -25,7 +25,7 @@ async def test_cli_services_retry_reads_but_never_actions(emulator: RunningEmula
         assert services.api.client.max_retries == 2
         assert services.actions.api.client.max_retries == 0  # a create is never sent twice
         assert services.store.directory.name == workspace_key(emulator.url, KEY)
-        assert services.action_audit is services.audit
+        assert services.actions.audit is services.audit
         assert services.monitor is None and services.alerts is None
         assert services.actions.read_only is False
     finally:
@@ -44,8 +44,7 @@ async def test_monitor_services_share_one_clock_and_session(
         assert services.monitor is not None and services.alerts is not None
         assert services.api.client.max_retries == 0
         assert services.actions.api is services.api
-        assert services.action_audit is not services.audit
-        assert services.action_audit.session == services.audit.session
+        assert services.actions.audit is services.audit  # one writer for the session
         assert services.ledger.path == ledger
         assert services.actions.read_only is True
         assert services.clock() == NOW

@@ -34,14 +34,16 @@ class RecordingMonitor(Monitor):
         super().__init__(*args, **kwargs)
         self.focused: list[str | None] = []
         self.refreshes = 0
+        self.refreshed: list[list[str] | None] = []  # the ids of each refresh (None: all)
 
     def focus(self, batch_id: str | None) -> None:
         self.focused.append(batch_id)
         super().focus(batch_id)
 
-    async def refresh_now(self) -> None:
+    async def refresh_now(self, ids: Iterable[str] | None = None) -> None:
         self.refreshes += 1
-        await super().refresh_now()
+        self.refreshed.append(None if ids is None else list(ids))
+        await super().refresh_now(self.refreshed[-1])
 
 
 class HostApp(App[None]):

@@ -74,7 +74,7 @@ async def test_cancel_names_target_and_consequence_then_cancels(
         assert await finish(pilot, worker) is True
         assert (await app.api.retrieve(batch.id)).processing_status in (CANCELING, ENDED)
         assert app.outcomes("action.cancel") == ["requested", "succeeded"]
-        assert app.monitor.focused == [batch.id] and app.monitor.refreshes == 1
+        assert app.monitor.focused == [batch.id] and app.monitor.refreshed == [[batch.id]]
         assert app.said("cancel requested")
 
 
@@ -188,7 +188,7 @@ async def test_delete_warns_about_unsaved_results_and_deletes(
             await app.api.retrieve(batch.id)
         assert caught.value.kind == "not_found"
         assert app.outcomes("action.delete") == ["requested", "succeeded"]
-        assert app.monitor.refreshes == 1 and app.said("was deleted")
+        assert app.monitor.refreshed == [None] and app.said("was deleted")
         assert app.forgotten == [batch.id]  # the list drops it at once
 
 

@@ -274,11 +274,18 @@ async def test_quit_writes_session_ended(empty: RunningEmulator) -> None:
     app = make_app(services_factory(empty))
     async with app.run_test(size=SIZE) as pilot:
         await synced(pilot)
+        created = await app.api.create(requests(2))
+        await refresh(pilot)
+        empty.engine.clock.advance(3600)
+        await refresh(pilot)  # the batch ends: its alert shares the monitor's writer
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running)
     records = read_audit(locations().audit).records
     names = [record.get("event") for record in records]
-    assert "session.started" in names and "session.ended" in names
+    assert names.count("session.started") == names.count("session.ended") == 1
+    assert any(r.get("event") == "alert.raised" and r.get("batch_id") == created.id
+               for r in records)
+    assert len({record.get("session") for record in records}) == 1
 
 
 async def test_jump_q_quits(empty: RunningEmulator) -> None:

@@ -146,7 +146,11 @@ async def test_d_deletes_an_ended_batch_and_it_leaves_the_list() -> None:
         await dialog_of(pilot, ConfirmModal)
         await pilot.press("y")
         await until(pilot, lambda: screen.rows is not None and batch.id not in screen.rows.ids)
-        assert batch.id in app.deleted  # gone from the list before the monitor's next sweep
+        assert batch.id not in app.monitor_state.batches  # dropped, not left for a sweep
+        await app.monitor.flushed()
+        gone = [r["data"].get("reason") for r in read_audit(locations().audit).records
+                if r["event"] == "batch.gone" and r["batch_id"] == batch.id]
+        assert gone == ["deleted"]
         assert action_outcomes("action.delete") == ["requested", "succeeded"]
 
 

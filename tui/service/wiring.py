@@ -11,10 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tui.core.alerts import ALERT_RAISED
 from tui.core.cadence import Backoff, Cadence
+from tui.core.events import BATCH_ENDED
 from tui.core.timefmt import utcnow
 from tui.paths import locations
-from tui.service.audit import AuditLog
+from tui.service.audit import AuditLog, SharedAuditHistory
 from tui.service.ledger import Ledger
 from tui.settings import Settings
 
@@ -37,14 +39,13 @@ SinkWrapper = Callable[[AuditLog], "EventSink"]
 
 @dataclass(eq=False)
 class ServiceSet:
-    """The services around one workspace. `audit` is the monitor's writer; actions and alerts
-    write through `action_audit` (same files and session; the same object without a monitor).
+    """The services around one workspace; the monitor, the actions and the alerts all write
+    through `audit`, the one writer of the session.
     """
 
     settings: Settings
     api: BatchesAPI
     audit: AuditLog
-    action_audit: AuditLog
     ledger: Ledger
     store: ResultsStore
     costs: CostService
@@ -56,18 +57,19 @@ class ServiceSet:
     _closed: bool = False
 
     async def close(self) -> None:
-        """Alerts, then the audit writers, the clients and the files; safe to call twice."""
+        """Alerts, then the monitor (alerts raised at the end land before `session.ended`),
+        the audit writer, the clients and the files; safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        if self.alerts is not None:
+            try:
+                await self.alerts.close()
+            except Exception:
+                log.exception("closing the alerts failed")
         if self.monitor is not None:
             self.monitor.stop()
-        closers: list[Callable[[], Awaitable[None]]] = []
-        if self.alerts is not None:
-            closers.append(self.alerts.close)
-        if self.action_audit is not self.audit:
-            closers.append(self.action_audit.close)
-        closers += [self.audit.close, self.api.close]
+        closers: list[Callable[[], Awaitable[None]]] = [self.audit.close, self.api.close]
         if self._action_api is not None:
             closers.append(self._action_api.close)
         for close in closers:
@@ -98,10 +100,9 @@ def wire_services(
     audit log and a ledger, which the set then owns.
 
     Actions use `action_api` when given (a client that never retries by itself), else `api`.
-    With a monitor, actions and alerts write through a writer of their own (same files and
-    session): the monitor takes every line its writer still holds for a backlog of its own,
-    and would report "audit log not written" whenever an action or an alert was written.
-    The store defaults to the one keyed by `workspace_key(base_url, api_key)` of `api`.
+    Actions and alerts write through `audit`, the monitor's writer; costs and alerts share
+    one read of the audit log's history. The store defaults to the one keyed by
+    `workspace_key(base_url, api_key)` of `api`.
     """
     from tui.service.actions import Actions
     from tui.service.costing import CostService
@@ -110,22 +111,20 @@ def wire_services(
     client = api.client
     if store is None:
         store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
-    action_audit = audit
-    if monitor is not None:
-        action_audit = AuditLog(audit.directory, actor=audit.actor, session=audit.session,
-                                secrets=[client.api_key], clock=clock)
-    costs = CostService(store, settings, audit.directory)
-    actions = Actions(action_api or api, ledger, action_audit, store,
+    history = SharedAuditHistory(audit.directory, {ALERT_RAISED, BATCH_ENDED})
+    costs = CostService(store, settings, audit.directory, history=history)
+    actions = Actions(action_api or api, ledger, audit, store,
                       read_only=settings.read_only if read_only is None else read_only,
                       prices=costs.prices, clock=clock)
     alerts = None
     if monitor is not None:
         from tui.service.alerting import AlertService
 
-        alerts = AlertService(monitor, action_audit, settings, store=store, clock=clock)
-    return ServiceSet(settings=settings, api=api, audit=audit, action_audit=action_audit,
-                      ledger=ledger, store=store, costs=costs, actions=actions, clock=clock,
-                      monitor=monitor, alerts=alerts, _action_api=action_api)
+        alerts = AlertService(monitor, audit, settings, store=store, clock=clock,
+                              history=history)
+    return ServiceSet(settings=settings, api=api, audit=audit, ledger=ledger, store=store,
+                      costs=costs, actions=actions, clock=clock, monitor=monitor, alerts=alerts,
+                      _action_api=action_api)
 
 
 async def build_services(

@@ -8,7 +8,7 @@ mode is refused by the service (or, for actions that would first ask for input, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from rich.text import Text
@@ -67,7 +67,7 @@ class MonitorLike(Protocol):
 
     def focus(self, batch_id: str | None) -> None: ...
 
-    async def refresh_now(self) -> None: ...
+    async def refresh_now(self, ids: Iterable[str] | None = None) -> None: ...
 
 
 class ActionHost(Protocol):
@@ -369,11 +369,13 @@ class ActionFlows:
                 answer.set_result(None)
         return answer.result()
 
-    async def _refresh(self, focus: str | None = None) -> None:
+    async def _refresh(self, focus: str | None = None,
+                       ids: Iterable[str] | None = None) -> None:
+        """Poll now: the batches `ids` only when given, else the whole list."""
         monitor = self.host.monitor
         if focus is not None:
             monitor.focus(focus)
-        await monitor.refresh_now()
+        await monitor.refresh_now(ids)
 
     def _refresh_labels(self, actions: Actions) -> None:
         self.host.set_labels(actions.ledger.labels())
@@ -403,7 +405,7 @@ class ActionFlows:
             self._toast(f"{batch_id} is {batch.processing_status}: "
                         f"{plural(cancel.processing, 'request')} were still processing. "
                         "The list follows it to the end.", title="cancel requested")
-            await self._refresh(focus=batch_id)
+            await self._refresh(focus=batch_id, ids=[batch_id])
             return True
         delete = await actions.plan_delete(batch_id)
         if not await self._confirmed(actions, delete):
@@ -461,7 +463,9 @@ class ActionFlows:
         if action == DELETE:
             self.host.forget_batches([outcome.batch_id for outcome in outcomes if outcome.ok])
         self._toast_outcomes(done, outcomes, len(skipped))
-        await self._refresh()
+        # A cancel changed only its batches: just those are polled.
+        await self._refresh(ids=None if action == DELETE
+                            else [outcome.batch_id for outcome in outcomes])
         return True
 
     def _toast_outcomes(self, done: str, outcomes: Sequence[TargetOutcome], skipped: int) -> None:

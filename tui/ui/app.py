@@ -85,12 +85,11 @@ class Services:
     where: str = "default"  # profile / workspace shown in the header
     on_close: Callable[[], Awaitable[None]] | None = None  # e.g. stop an in-process emulator
     # The features around the monitor (`tui.ui.launch.assemble` builds them); without them
-    # the app only watches.
+    # the app only watches. Actions and alerts write through `audit` too.
     actions: Actions | None = None
     store: ResultsStore | None = None
     alerts: AlertService | None = None
     costs: CostService | None = None
-    action_audit: AuditSink | None = None  # the writer of actions and alerts, if not `audit`
 
 
 ServicesFactory = Callable[[], Awaitable[Services]]
@@ -157,8 +156,6 @@ class BatchtopApp(App[int]):
         self.lineage: dict[str, tuple[str, int]] = {}  # retry batch -> (parent, generation)
         self.cost_today: BatchCost | None = None  # stored batches that ended today
         self.history_loaded = False  # ETAs wait for it (else a row would read the audit log)
-        # Deleted here: hidden from the list at once (the monitor notices at its next sweep).
-        self.deleted: set[str] = set()
         self.flows = ActionFlows(self)
         self._factory = services
         self._demo_factory = demo
@@ -283,8 +280,12 @@ class BatchtopApp(App[int]):
         self.repaint_rows()
 
     def forget_batches(self, batch_ids: Sequence[str]) -> None:
-        """Batches deleted by an action: they leave the list now."""
-        self.deleted.update(batch_ids)
+        """Batches deleted by an action: the monitor drops them now (`batch.gone`, reason
+        "deleted"), so they leave the list without waiting for its next sweep."""
+        services = self._services
+        if services is not None:
+            for batch_id in batch_ids:
+                services.monitor.forget(batch_id)
         self.repaint_rows()
 
     def repaint_rows(self) -> None:
@@ -623,7 +624,6 @@ class BatchtopApp(App[int]):
         self.lineage = {}
         self.cost_today = None
         self.history_loaded = False
-        self.deleted = set()
         self.flows = ActionFlows(self)
         self._alert_burst = []
         self._reconciled = False
@@ -666,14 +666,15 @@ class BatchtopApp(App[int]):
         self.call_later(self.action_quit)
 
     async def stop_services(self) -> None:
-        """Stop the monitor (session.ended is written), close the audit log and the client."""
+        """Close the alerts, stop the monitor (session.ended is written), close the audit log
+        and the client."""
         if self._stopped:
             return
         self._stopped = True
         await self._shut_down()
 
     async def _shut_down(self) -> None:
-        """Unsubscribe, stop the monitor and the current services' workers, close them all."""
+        """Unsubscribe, then close the current services (see `_close_services`)."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -683,28 +684,25 @@ class BatchtopApp(App[int]):
         services, self._services = self._services, None
         if services is None:
             return
-        services.monitor.stop()
         worker, self._monitor_worker = self._monitor_worker, None
-        if worker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(worker.wait(), STOP_TIMEOUT_S)
-        await self._close_services(services)
+        await self._close_services(services, worker)
 
-    async def _close_services(self, services: Services) -> None:
-        """Alerts before the audit log (they write to it), then the rest."""
-        closers: list[Callable[[], Awaitable[None]]] = []
+    async def _close_services(self, services: Services,
+                              monitor_worker: Worker[None] | None = None) -> None:
+        """Alerts first, so that alerts raised at the end land before the monitor's
+        `session.ended` (as `watch --headless` does); then the monitor, waiting for its
+        worker to write `session.ended`; then the audit log, the client and the files."""
         if services.alerts is not None:
-            closers.append(services.alerts.close)
-        if services.action_audit is not None:
-            closers.append(services.action_audit.close)
-        closers += [services.audit.close, services.api.close]
+            await self._close(services.alerts.close)
+        services.monitor.stop()
+        if monitor_worker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(monitor_worker.wait(), STOP_TIMEOUT_S)
+        closers: list[Callable[[], Awaitable[None]]] = [services.audit.close, services.api.close]
         if services.on_close is not None:
             closers.append(services.on_close)
         for close in closers:
-            try:
-                await asyncio.wait_for(close(), STOP_TIMEOUT_S)
-            except Exception:
-                log.exception("closing %s failed", close)
+            await self._close(close)
         files = [services.actions.ledger.close] if services.actions is not None else []
         if services.store is not None:
             files.append(services.store.close)
@@ -713,6 +711,14 @@ class BatchtopApp(App[int]):
                 close_file()
             except Exception:
                 log.exception("closing %s failed", close_file)
+
+    @staticmethod
+    async def _close(close: Callable[[], Awaitable[None]]) -> None:
+        """One closer, bounded in time; a failure is logged, the others still run."""
+        try:
+            await asyncio.wait_for(close(), STOP_TIMEOUT_S)
+        except Exception:
+            log.exception("closing %s failed", close)
 
     async def on_unmount(self) -> None:
         if self._handle_signals:

@@ -13,15 +13,12 @@ from pathlib import Path
 
 from tui.core.timefmt import utcnow
 from tui.paths import locations
-from tui.service.actions import Actions
-from tui.service.alerting import AlertService
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog
-from tui.service.costing import CostService
 from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor
-from tui.service.wiring import ServiceSet, build_services
+from tui.service.wiring import ServiceSet, build_services, wire_services
 from tui.settings import (
     ConfigError,
     ProfileSummary,
@@ -50,24 +47,15 @@ def assemble(
     where: str = "default",
     on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> Services:
-    """Everything behind the UI around one API client: actions, alerts, costs, results store.
+    """Everything behind the UI around one API client, its audit log and its monitor, wired
+    by `wire_services` as for `batchtop` itself: actions, alerts, costs, results store.
 
     The client must not retry by itself (`max_retries=0`): the monitor backs off on its own
     and a create must never be sent twice. The store is the one the batch screen reads.
     """
-    store = store_for(api)
-    costs = CostService(store, settings, audit.directory)
-    # Actions and alerts write through a writer of their own (same files, same session): the
-    # monitor takes every line its writer still holds for a backlog of its own, and would
-    # report "audit log not written" whenever an action or an alert was being written.
-    writer = AuditLog(audit.directory, actor=audit.actor, session=audit.session,
-                      secrets=[api.client.api_key], clock=clock)
-    actions = Actions(api, ledger, writer, store, read_only=settings.read_only,
-                      prices=costs.prices, clock=clock)
-    alerts = AlertService(monitor, writer, settings, store=store, clock=clock)
-    return Services(api=api, audit=audit, monitor=monitor, clock=clock, where=where,
-                    on_close=on_close, actions=actions, store=store, alerts=alerts, costs=costs,
-                    action_audit=writer)
+    built = wire_services(settings, api, audit, ledger, clock=clock, monitor=monitor,
+                          store=store_for(api))
+    return app_services(built, where=where, on_close=on_close)
 
 
 def app_services(built: ServiceSet, *, where: str,
@@ -77,7 +65,7 @@ def app_services(built: ServiceSet, *, where: str,
         raise ValueError("the app needs services built for_monitor")
     return Services(api=built.api, audit=built.audit, monitor=built.monitor, clock=built.clock,
                     where=where, on_close=on_close, actions=built.actions, store=built.store,
-                    alerts=built.alerts, costs=built.costs, action_audit=built.action_audit)
+                    alerts=built.alerts, costs=built.costs)
 
 
 async def live_services(settings: Settings, api_key: str) -> Services:

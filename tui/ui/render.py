@@ -15,6 +15,7 @@ from textual.widget import Widget
 
 from tui.core.alerts import Alert, Severity
 from tui.core.batch_view import Segment, Shown, bar_segments, shown_status
+from tui.core.describe import byte_size as byte_size  # the views' sizes, re-exported
 from tui.core.errors import RetryClass
 from tui.core.models import BatchSnapshot, RequestCounts
 from tui.core.sanitize import safe_cell, safe_text
@@ -164,16 +165,6 @@ def result_type_style(result_type: str) -> str:
 def result_type_text(result_type: str, styles: CellStyles, width: int = 12) -> Text:
     """A result type, coloured; unknown types (from the wire) are cut and made inert."""
     return inert(result_type, width, styles(result_type_style(result_type)))
-
-
-def byte_size(size: int) -> str:
-    """ "812 B", "45.1 KB", "3.2 MB", "1.1 GB" (powers of 1,000, like download tools)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB"):
-        if value < 1000:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
 
 
 def should_toast(alert: Alert) -> bool:

@@ -4,8 +4,8 @@
 compare the committed files with a fresh capture. Whatever could differ between two runs is
 pinned: the emulator's seed, its clock (moved only by fixed steps) and so the app's, the time
 zone, the audit log's actor and session, the files (a fresh BATCHTOP_HOME per app), the
-download stopwatch; the monitor polls only when the app wakes it, and its first poll waits
-until the app is listening.
+results store's download timer; the monitor polls only when the app wakes it, and its first
+poll waits until the app is listening.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -37,7 +35,6 @@ from textual.worker import WorkerState
 from tui.core.cadence import Backoff
 from tui.core.models import IN_PROGRESS, BatchSnapshot
 from tui.emulator.clock import Clock
-from tui.emulator.scenarios import load_scenario
 from tui.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
 from tui.paths import HOME_ENV, locations
 from tui.service.api import BatchesAPI, Page
@@ -67,7 +64,6 @@ OPEN_AFTER_S = 40.0  # the tour opens the batch with failures this long after th
 RETRY_AFTER_S = 15.0  # and asks for its retry this long after that
 REQUEST_FILE = "reviews-sentiment.jsonl"  # attached to the batch with failures, to retry it
 WAIT_S = 30.0  # a condition still unmet by then is a bug: fail rather than shoot half a screen
-STOPWATCH_MODULES = "tui.service.results"  # the results store's modules time downloads
 
 Condition = Callable[[], bool]
 
@@ -82,10 +78,8 @@ def frozen_clock(at: datetime = FROZEN_AT) -> Clock:
 
 async def start_frozen_demo(at: datetime = FROZEN_AT, seed: int = SEED) -> RunningEmulator:
     """The demo workspace laid out around `at`, with time standing still there."""
-    emulator = await start_emulator(EmulatorConfig(scenario="empty", seed=seed, api_key=KEY))
-    emulator.engine.clock = frozen_clock(at)
-    load_scenario(emulator.engine, "demo")
-    return emulator
+    return await start_emulator(EmulatorConfig(scenario="demo", seed=seed, api_key=KEY),
+                                clock=frozen_clock(at))
 
 
 async def no_timer(seconds: float) -> None:
@@ -122,8 +116,12 @@ def frozen_services(emulator: RunningEmulator, settings: Settings) -> ServicesFa
                          clock=clock)
         monitor = Monitor(api, audit, settings.cadence, clock=clock, sleep=no_timer,
                           backoff=Backoff(seed=SEED))
-        return assemble(api, audit, monitor, settings, Ledger(clock=clock), clock=clock,
-                        where=WHERE)
+        services = assemble(api, audit, monitor, settings, Ledger(clock=clock), clock=clock,
+                            where=WHERE)
+        if services.store is not None:  # downloads take "0.0s", and end at the frozen time
+            services.store.timer = lambda: 0.0
+            services.store.clock = clock
+        return services
 
     return make
 
@@ -144,31 +142,6 @@ def private_home() -> Iterator[Path]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-
-
-class StoppedStopwatch:
-    """The `time` module as the results store sees it, with `monotonic` stopped at 0."""
-
-    def monotonic(self) -> float:
-        return 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-@contextlib.contextmanager
-def stopped_stopwatch() -> Iterator[None]:
-    """Downloads take "0.0s": their real duration would differ from run to run."""
-    patched: list[ModuleType] = []
-    for name, module in list(sys.modules.items()):
-        if name.startswith(STOPWATCH_MODULES) and getattr(module, "time", None) is time:
-            vars(module)["time"] = StoppedStopwatch()
-            patched.append(module)
-    try:
-        yield
-    finally:
-        for module in patched:
-            vars(module)["time"] = time
 
 
 # -- 256 colours ------------------------------------------------------------------------------
@@ -485,8 +458,7 @@ async def capture_all(outdir: Path, *, size: tuple[int, int] = SIZE) -> list[Pat
         else:
             print(f"screenshots: no {HIGH_CONTRAST} theme; high-contrast.svg skipped",
                   file=sys.stderr)
-        with stopped_stopwatch():
-            await run_scene(emulator, tour(emulator), shoot, size, Settings())
+        await run_scene(emulator, tour(emulator), shoot, size, Settings())
     finally:
         await emulator.stop()
     return shoot.saved

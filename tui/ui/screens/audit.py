@@ -25,7 +25,7 @@ from tui.core.audit_filter import (
     parse_duration,
     select,
 )
-from tui.core.batch_view import FilterError, TextFilter
+from tui.core.batch_view import TextFilter
 from tui.core.sanitize import safe_cell
 from tui.core.timefmt import utcnow
 from tui.paths import locations
@@ -42,7 +42,9 @@ from tui.ui.audit_rows import (
 )
 from tui.ui.batch_rows import CellStyles
 from tui.ui.clipboard import copy_value
+from tui.ui.filter_input import read_filter
 from tui.ui.render import component_classes, resolve_styles, style_css
+from tui.ui.widgets.scrolling import scroll_bindings, scroll_to
 from tui.ui.widgets.vtable import VirtualTable
 
 POLL_S = 2.0
@@ -88,14 +90,7 @@ class AuditRecordScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace,h,q,enter", "close", "Close", id="audit_record.close"),
         Binding("y", "copy_batch", "Copy batch id", id="audit_record.copy_batch"),
-        Binding("j,down", "scroll('down')", "Scroll down", show=False, id="audit_record.down"),
-        Binding("k,up", "scroll('up')", "Scroll up", show=False, id="audit_record.up"),
-        Binding("ctrl+d,pagedown", "scroll('page_down')", "Page down", show=False,
-                id="audit_record.page_down"),
-        Binding("ctrl+u,pageup", "scroll('page_up')", "Page up", show=False,
-                id="audit_record.page_up"),
-        Binding("g,home", "scroll('home')", "Top", show=False, id="audit_record.top"),
-        Binding("G,end", "scroll('end')", "Bottom", show=False, id="audit_record.bottom"),
+        *scroll_bindings("audit_record"),
     ]
 
     def __init__(self, entry: AuditEntry) -> None:
@@ -125,13 +120,7 @@ class AuditRecordScreen(ModalScreen[None]):
             copy_value(self.app, self.entry.batch_id, "batch id")
 
     def action_scroll(self, where: str) -> None:
-        scroll = self.query_one("#audit-record-scroll", VerticalScroll)
-        moves = {
-            "down": scroll.scroll_down, "up": scroll.scroll_up,
-            "page_down": scroll.scroll_page_down, "page_up": scroll.scroll_page_up,
-            "home": scroll.scroll_home, "end": scroll.scroll_end,
-        }
-        moves[where](animate=False)
+        scroll_to(self.query_one("#audit-record-scroll", VerticalScroll), where)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -449,14 +438,12 @@ class AuditScreen(Screen[None]):
     @on(Input.Changed, "#audit-filter")
     def _on_filter_changed(self, event: Input.Changed) -> None:
         event.stop()
-        try:
-            text = TextFilter.parse(event.value)
-        except FilterError as exc:
-            self._filter_error = str(exc)
+        typed = read_filter(event.value)
+        self._filter_error = typed.error
+        if typed.error is None:
+            self.set_query(replace(self._query, text=typed.text))
+        else:
             self._render_status()
-            return
-        self._filter_error = None
-        self.set_query(replace(self._query, text=text))
 
     @on(Input.Submitted, "#audit-filter")
     def _on_filter_submitted(self, event: Input.Submitted) -> None:

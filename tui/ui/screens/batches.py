@@ -17,7 +17,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from tui.core.batch_view import (
-    FilterError,
     StatusFilter,
     TextFilter,
     ViewSpec,
@@ -30,6 +29,7 @@ from tui.core.sanitize import safe_cell
 from tui.service.monitor import MonitorState
 from tui.ui.action_flows import ActionFlows
 from tui.ui.batch_rows import BatchRows, CellStyles, RowExtras, columns_for, eta_cell
+from tui.ui.filter_input import read_filter
 from tui.ui.messages import MonitorUpdated
 from tui.ui.render import component_classes, resolve_styles, style_css
 from tui.ui.widgets.event_pane import EventPane
@@ -231,7 +231,7 @@ class BatchesScreen(Screen[None]):
     def _show_header(self, now: datetime) -> None:
         state = self._state
         cost = self.batches_app.cost_today
-        self.header.show(state, summarize(self._listed(), now, self._info.tz), now,
+        self.header.show(state, summarize(state.batches.values(), now, self._info.tz), now,
                          cost_today=cost.label() if cost is not None and cost.lines else None)
 
     def tick(self) -> None:
@@ -261,12 +261,6 @@ class BatchesScreen(Screen[None]):
 
     def _styles(self) -> CellStyles:
         return resolve_styles(self, "batches")
-
-    def _listed(self) -> list[BatchSnapshot]:
-        """The monitor's batches, less those deleted here (the monitor sees that later)."""
-        deleted = self.batches_app.deleted
-        batches = self._state.batches.values()
-        return [b for b in batches if b.id not in deleted] if deleted else list(batches)
 
     def _extras(self) -> RowExtras:
         """What the app knows about batches beside the API, for the rows."""
@@ -310,7 +304,7 @@ class BatchesScreen(Screen[None]):
         if columns != self._columns:
             self._columns = columns
             table.set_columns(columns)
-        full = apply_view(self._listed(), self._spec, now, labels)
+        full = apply_view(state.batches.values(), self._spec, now, labels)
         cursor_key = table.cursor_key
         if data_changed:
             self._hold_back(full, self._track_new(state), cursor_key)
@@ -359,8 +353,7 @@ class BatchesScreen(Screen[None]):
     def _update_view_bar(self) -> None:
         rows, state, spec = self._rows, self._state, self._spec
         shown = len(rows) if rows is not None else 0
-        deleted = self.batches_app.deleted
-        total = len(state.batches) - len(deleted.intersection(state.batches))
+        total = len(state.batches)
         info = Text(no_wrap=True, overflow="ellipsis")
         info.append(f" {status_label(spec.status)}", style="bold")
         if spec.text is not None:
@@ -592,14 +585,12 @@ class BatchesScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def _on_filter_changed(self, event: Input.Changed) -> None:
         event.stop()
-        try:
-            text = TextFilter.parse(event.value)
-        except FilterError as exc:
-            self._filter_error = str(exc)
+        typed = read_filter(event.value)
+        self._filter_error = typed.error
+        if typed.error is None:
+            self.set_spec(replace(self._spec, text=typed.text))
+        else:
             self._update_view_bar()
-            return
-        self._filter_error = None
-        self.set_spec(replace(self._spec, text=text))
 
     @on(Input.Submitted, "#filter")
     def _on_filter_submitted(self, event: Input.Submitted) -> None:

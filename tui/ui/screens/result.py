@@ -26,6 +26,7 @@ from tui.ui.render import (
     result_type_style,
     style_css,
 )
+from tui.ui.widgets.scrolling import scroll_bindings, scroll_to
 
 BODY_LIMIT = 200_000
 """Characters of a body shown; the rest is cut with a note (the raw line stays on disk)."""
@@ -208,14 +209,7 @@ class ResultScreen(Screen[None]):
         Binding("escape,backspace,h,q", "back", "Back", id="result.back"),
         Binding("v", "toggle_raw", "Raw JSON", id="result.raw"),
         Binding("y", "copy_id", "Copy custom_id", id="result.copy_id"),
-        Binding("j,down", "scroll('down')", "Scroll down", show=False, id="result.down"),
-        Binding("k,up", "scroll('up')", "Scroll up", show=False, id="result.up"),
-        Binding("ctrl+d,pagedown", "scroll('page_down')", "Page down", show=False,
-                id="result.page_down"),
-        Binding("ctrl+u,pageup", "scroll('page_up')", "Page up", show=False,
-                id="result.page_up"),
-        Binding("g,home", "scroll('home')", "Top", show=False, id="result.top"),
-        Binding("G,end", "scroll('end')", "Bottom", show=False, id="result.bottom"),
+        *scroll_bindings("result"),
     ]
 
     def __init__(self, reader: RawReader, batch_id: str, seq: int, custom_id: str,
@@ -269,13 +263,7 @@ class ResultScreen(Screen[None]):
         copy_value(self.app, self.custom_id, "custom_id")
 
     def action_scroll(self, where: str) -> None:
-        scroll = self.query_one("#result-scroll", VerticalScroll)
-        moves = {
-            "down": scroll.scroll_down, "up": scroll.scroll_up,
-            "page_down": scroll.scroll_page_down, "page_up": scroll.scroll_page_up,
-            "home": scroll.scroll_home, "end": scroll.scroll_end,
-        }
-        moves[where](animate=False)
+        scroll_to(self.query_one("#result-scroll", VerticalScroll), where)
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -316,27 +316,20 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def set_source(self, source: RowSource) -> None:
         """Show `source`: the cursor stays on its key, the scroll offset does not move."""
-        old_key, old_index = self._cursor_key, self._cursor_index
+        key = self._cursor_key
         if source.version != self._source.version:
             self._strips.clear()
         self._source = source
-        count = len(source)
-        index = min(old_index, max(0, count - 1))
-        if old_key is not None and count:
-            if index < count and source.key_at(index) == old_key:
-                found: int | None = index
-            else:
-                found = source.index_of(old_key)
+        index = min(self._cursor_index, max(0, len(source) - 1))
+        if key is not None and len(source) and source.key_at(index) != key:
+            found = source.index_of(key)
             if found is not None:
                 index = found
-        self._cursor_index = index
-        self._cursor_key = source.key_at(index) if count else None
         self._update_virtual_size()
         if self.scroll_y > self.max_scroll_y:
             self.scroll_to(y=self.max_scroll_y, animate=False, force=True)
         self.refresh()
-        if self._cursor_key != old_key:
-            self.post_message(self.Highlighted(self, self._cursor_key, index))
+        self._place_cursor(index)
 
     def set_columns(self, columns: Sequence[Column]) -> None:
         """Replace the columns (the column cursor is clamped)."""
@@ -392,17 +385,24 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _move_cursor(self, index: int) -> None:
         """Move (clamped), keep the cursor visible, post Highlighted if the key changed."""
-        count = len(self._source)
-        index = min(max(0, index), max(0, count - 1))
-        old_index, old_key = self._cursor_index, self._cursor_key
-        self._cursor_index = index
-        self._cursor_key = self._source.key_at(index) if count else None
+        old_index = self._cursor_index
+        index = self._place_cursor(index)
         if index != old_index:
             self._refresh_row(old_index)
             self._refresh_row(index)
         self._scroll_cursor_into_view()
+
+    def _place_cursor(self, index: int) -> int:
+        """Put the cursor on row `index` (clamped to the source) and post Highlighted if
+        that changed its key; returns the row it is on."""
+        count = len(self._source)
+        index = min(max(0, index), max(0, count - 1))
+        old_key = self._cursor_key
+        self._cursor_index = index
+        self._cursor_key = self._source.key_at(index) if count else None
         if self._cursor_key != old_key:
             self.post_message(self.Highlighted(self, self._cursor_key, index))
+        return index
 
     # -- sort and marks -----------------------------------------------------------------------
 
