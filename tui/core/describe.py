@@ -27,11 +27,13 @@ def byte_size(size: int) -> str:
     return f"{value:.1f} GB"
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a dict, else an empty one (audit data is untrusted in shape)."""
     return value if isinstance(value, dict) else {}
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """`value` if it is a real number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value
@@ -54,7 +56,7 @@ def _pairs(data: Mapping[str, Any]) -> str:
 
 
 def _counts(value: Any, *, grouped: bool = True) -> str:
-    counts = _dict(value)
+    counts = as_dict(value)
     shown = ((name, count) for name, count in counts.items()
              if isinstance(count, int) and not isinstance(count, bool) and count)
     return " · ".join(f"{name} {count:,}" if grouped else f"{name} {count}"
@@ -74,13 +76,13 @@ def _error(value: Any) -> str:
 
 
 def _discovered(data: Mapping[str, Any]) -> str:
-    counts = _dict(data.get("counts"))
+    counts = as_dict(data.get("counts"))
     total = sum(v for v in counts.values() if isinstance(v, int))
     return f"{_field(data.get('status'))} · {total} requests"
 
 
 def _counts_changed(data: Mapping[str, Any]) -> str:
-    before, after = _dict(data.get("from")), _dict(data.get("to"))
+    before, after = as_dict(data.get("from")), as_dict(data.get("to"))
     return " · ".join(f"{k} {before.get(k, 0)}→{v}" for k, v in after.items()
                       if before.get(k) != v)
 
@@ -97,7 +99,7 @@ def _api_error(data: Mapping[str, Any]) -> str:
     parts = [data.get("kind"), data.get("status"), data.get("error_type")]
     head = " ".join(_field(p) for p in parts if p)
     message = _field(data.get("message") or "")
-    retry = _number(data.get("retry_in_s"))
+    retry = as_number(data.get("retry_in_s"))
     tail = f" · retry in {retry:g}s" if retry is not None else ""
     request = f" · {_field(data['request_id'])}" if data.get("request_id") else ""
     return f"{head}: {message}{tail}{request}"
@@ -105,9 +107,9 @@ def _api_error(data: Mapping[str, Any]) -> str:
 
 def _session(name: str, data: Mapping[str, Any]) -> str:
     if name == ev.SESSION_ENDED:
-        duration = _number(data.get("duration_s"))
+        duration = as_number(data.get("duration_s"))
         parts = [f"after {human_duration(duration)}" if duration is not None else "ended"]
-        calls, batches = _number(data.get("api_calls")), _number(data.get("batches"))
+        calls, batches = as_number(data.get("api_calls")), as_number(data.get("batches"))
         if calls is not None:
             parts.append(f"{calls:,.0f} API calls")
         if batches is not None:
@@ -142,7 +144,7 @@ def _action(data: Mapping[str, Any]) -> str:
 
 
 def _results(name: str, data: Mapping[str, Any]) -> str:
-    lines, expected = _number(data.get("lines")), _number(data.get("expected"))
+    lines, expected = as_number(data.get("lines")), as_number(data.get("expected"))
     got = f"{lines:,.0f}" if lines is not None else "?"
     progress = f"{got} of {expected:,.0f} lines" if expected is not None else f"{got} lines"
     if name == ev.RESULTS_FAILED:
@@ -150,8 +152,8 @@ def _results(name: str, data: Mapping[str, Any]) -> str:
         failed = f"{head}: {data.get('error') or '?'}" if head else str(data.get("error") or "?")
         return f"{failed} · {progress}" if lines is not None else failed
     if name == ev.RESULTS_DOWNLOADED:
-        size = _number(data.get("bytes"))
-        seconds = _number(data.get("seconds"))
+        size = as_number(data.get("bytes"))
+        seconds = as_number(data.get("seconds"))
         parts = [progress]
         if size is not None:
             parts.append(byte_size(int(size)))
@@ -159,7 +161,7 @@ def _results(name: str, data: Mapping[str, Any]) -> str:
             parts.append(f"in {human_duration(seconds)}")
         return " · ".join(parts)
     if name == ev.RESULTS_OPENED:
-        results = _number(data.get("results"))
+        results = as_number(data.get("results"))
         shown = f"{results:,.0f} results" if results is not None else ""
         return " · ".join(p for p in (f"from {data.get('source') or '?'}", shown) if p)
     return _pairs(data)
@@ -200,7 +202,7 @@ def describe_event(event: Event) -> str:
     Data from an older or foreign writer (odd types, missing fields) never raises: its
     fields are then shown as they are.
     """
-    data = _dict(event.data)
+    data = as_dict(event.data)
     try:
         text = _describe(event.event, data)
     except Exception:

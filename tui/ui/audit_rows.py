@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tui.core import events as ev
 from tui.core.audit_filter import AuditEntry, AuditQuery
-from tui.core.describe import describe_event
+from tui.core.describe import as_dict, as_number, describe_event
 from tui.core.events import ALERT_HOOK_FAILED, RESULTS_FAILED, Event
 from tui.core.sanitize import safe_cell, safe_text
 from tui.core.timefmt import human_duration
@@ -40,30 +40,20 @@ _FAILED_KINDS = frozenset({
 _versions = itertools.count(1)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value
-
-
 def summary(entry: AuditEntry) -> str:
     """A short, inert, one-line account of the record's data, by event kind."""
-    return describe_event(Event(entry.event, entry.batch_id, _dict(entry.record.get("data"))))
+    return describe_event(Event(entry.event, entry.batch_id, as_dict(entry.record.get("data"))))
 
 
 def row_class(entry: AuditEntry) -> str | None:
     """Failures look like failures; refusals and alerts stand out; sessions recede."""
     name = entry.event
-    data = _dict(entry.record.get("data"))
+    data = as_dict(entry.record.get("data"))
     if name in _FAILED_KINDS or (name.startswith(ev.ACTION_PREFIX)
                                  and data.get("outcome") == "failed"):
         return "failures"
     if name == ev.BATCH_ENDED:
-        rate = _number(data.get("error_rate"))
+        rate = as_number(data.get("error_rate"))
         return "failures" if rate else None
     if name.startswith(ev.ALERT_PREFIX) or data.get("outcome") == "refused":
         return "alert"
