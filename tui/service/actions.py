@@ -8,24 +8,19 @@ and the CLI call these; neither talks to the API or the ledger for an action dir
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tui.core.cost import Estimate, PriceTable, estimate_cost
+from tui.core.cost import PriceTable, estimate_cost
 from tui.core.events import ACTION_PREFIX, Event
-from tui.core.models import CANCELING, ENDED, IN_PROGRESS, BatchSnapshot, RequestCounts
+from tui.core.models import CANCELING, ENDED, IN_PROGRESS, BatchSnapshot
 from tui.core.requests import (
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_PER_BATCH,
     MAX_REQUESTS_PER_BATCH,
     BatchRequest,
-    ParsedRequests,
-    RequestProblem,
-    parse_request_chunks,
     plan_split,
 )
 from tui.core.results import IndexRow
@@ -33,7 +28,6 @@ from tui.core.retry_plan import (
     DEFAULT_INCLUDE,
     PENDING,
     Attempt,
-    MergedOutcome,
     RetryPlan,
     Row,
     merge_outcomes,
@@ -41,8 +35,25 @@ from tui.core.retry_plan import (
     plan_retry,
     select_failures,
 )
-from tui.core.sanitize import UNSAFE_CHARS, safe_text
+from tui.core.sanitize import safe_text
 from tui.core.timefmt import utcnow
+from tui.service.action_errors import ActionFailed as ActionFailed
+from tui.service.action_errors import ReadOnlyError as ReadOnlyError
+from tui.service.action_inputs import MAX_LABEL_CHARS as MAX_LABEL_CHARS
+from tui.service.action_inputs import READ_CHUNK as READ_CHUNK
+from tui.service.action_inputs import clean_label as clean_label
+from tui.service.action_inputs import read_request_file as read_request_file
+from tui.service.action_previews import CONFIRM_TYPED_OVER as CONFIRM_TYPED_OVER
+from tui.service.action_previews import AttachPreview as AttachPreview
+from tui.service.action_previews import BulkPreview as BulkPreview
+from tui.service.action_previews import CancelPreview as CancelPreview
+from tui.service.action_previews import DeletePreview as DeletePreview
+from tui.service.action_previews import MergedView as MergedView
+from tui.service.action_previews import Preview as Preview
+from tui.service.action_previews import RetryPreview as RetryPreview
+from tui.service.action_previews import SubmitPreview as SubmitPreview
+from tui.service.action_previews import TargetOutcome as TargetOutcome
+from tui.service.action_previews import TargetPreview as TargetPreview
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.audit import AuditLog
 from tui.service.ledger import (
@@ -73,262 +84,12 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 REFUSED = "refused"
 
-CONFIRM_TYPED_OVER = 5
-"""A bulk action on more targets than this needs the target count typed to confirm."""
-MAX_LABEL_CHARS = 120
-READ_CHUNK = 1 << 20
 _FAILED_CLASSES = ("retryable", "permanent", "canceled", "unknown")
 # Outcomes of a create call that may have reached the API although it failed here.
 _UNCERTAIN_KINDS = frozenset({"timeout", "connection", "server"})
 
 
-class ReadOnlyError(Exception):
-    """A mutating action was called in read-only mode; it was refused and recorded."""
-
-    def __init__(self, action: str, targets: Sequence[str] = ()) -> None:
-        super().__init__(f"read-only mode: {action} refused")
-        self.action = action
-        self.targets = tuple(targets)
-
-
-class ActionFailed(Exception):
-    """An action could not be done. `api_error` is the API's answer when there was one;
-    `created` lists batches a multi-batch submit or retry created before it stopped."""
-
-    def __init__(
-        self,
-        action: str,
-        message: str,
-        api_error: ApiError | None = None,
-        *,
-        created: Sequence[BatchSnapshot] = (),
-    ) -> None:
-        super().__init__(f"{action}: {message}" + (f" ({api_error})" if api_error else ""))
-        self.action = action
-        self.message = message
-        self.api_error = api_error
-        self.created = tuple(created)
-
-
-# -- previews ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TargetPreview:
-    """What a confirmation of an action on one existing batch shows."""
-
-    action: str
-    batch_id: str
-    label: str | None
-    status: str
-    counts: RequestCounts
-    allowed: bool
-    """False when the API is expected to refuse (the UI should not offer to confirm)."""
-    consequence: str
-    warnings: tuple[str, ...] = ()
-    generation: int = 0
-
-    @property
-    def processing(self) -> int:
-        return self.counts.processing
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return (self.batch_id,)
-
-
-@dataclass(frozen=True, slots=True)
-class CancelPreview(TargetPreview):
-    """Cancel one in-progress batch."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeletePreview(TargetPreview):
-    """Delete one ended batch."""
-
-
-@dataclass(frozen=True, slots=True)
-class BulkPreview:
-    """The same action on several batches (marked rows)."""
-
-    action: str
-    items: tuple[TargetPreview, ...]
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(item.batch_id for item in self.items)
-
-    @property
-    def allowed_count(self) -> int:
-        return sum(1 for item in self.items if item.allowed)
-
-    @property
-    def needs_typed_count(self) -> bool:
-        return len(self.items) > CONFIRM_TYPED_OVER
-
-    @property
-    def processing(self) -> int:
-        return sum(item.processing for item in self.items)
-
-
-@dataclass(frozen=True, slots=True)
-class TargetOutcome:
-    """How a bulk action went for one batch."""
-
-    batch_id: str
-    ok: bool
-    batch: BatchSnapshot | None = None
-    error: ApiError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPreview:
-    """A planned retry of one batch's failed requests."""
-
-    action: str
-    batch_id: str
-    label: str | None
-    generation: int
-    """Generation of the new batch(es): the parent's plus one."""
-    new_label: str
-    include: frozenset[str]
-    by_class: Mapping[str, int]
-    by_reason: Mapping[str, int]
-    succeeded: int
-    selected_count: int
-    request_count: int
-    """Selected requests whose original params are known: what will be submitted."""
-    batch_sizes: tuple[int, ...]
-    fix_first: tuple[tuple[str, str], ...]
-    missing_originals: tuple[str, ...]
-    previous_retries: tuple[str, ...]
-    estimate: Estimate
-    """A cost estimate (`label()` says so); not a price quote."""
-    allowed: bool
-    warnings: tuple[str, ...]
-    plan: RetryPlan = field(repr=False, compare=False)
-
-    @property
-    def batches(self) -> int:
-        return len(self.batch_sizes)
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return (self.batch_id,)
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitPreview:
-    """A validated, split request file ready to submit (or the problems preventing it)."""
-
-    action: str
-    source_file: str
-    request_count: int
-    lines: int
-    problems: tuple[RequestProblem, ...]
-    problem_count: int
-    batch_sizes: tuple[int, ...]
-    batch_bytes: tuple[int, ...]
-    max_per_batch: int
-    labels: tuple[str | None, ...]
-    """The label each new batch gets (the given label, numbered when there are several)."""
-    estimate: Estimate
-    """A cost estimate (`label()` says so); not a price quote."""
-    warnings: tuple[str, ...]
-    chunks: tuple[tuple[BatchRequest, ...], ...] = field(repr=False, compare=False)
-    token: str = field(default_factory=lambda: uuid.uuid4().hex, repr=False)
-    """Identifies this preview: one preview is submitted at most once."""
-
-    @property
-    def allowed(self) -> bool:
-        return self.problem_count == 0 and bool(self.chunks)
-
-    @property
-    def batches(self) -> int:
-        return len(self.batch_sizes)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.batch_bytes)
-
-    @property
-    def omitted_problems(self) -> int:
-        return self.problem_count - len(self.problems)
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return (self.source_file,)
-
-    def problem_report(self) -> list[str]:
-        """Every listed problem as "file:line: field: message", then "... and N more"."""
-        out = [problem.describe(self.source_file) for problem in self.problems]
-        if self.omitted_problems:
-            out.append(f"... and {self.omitted_problems} more problems")
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class AttachPreview:
-    """A request file checked against a batch created elsewhere."""
-
-    action: str
-    batch_id: str
-    label: str | None
-    source_file: str
-    request_count: int
-    problems: tuple[RequestProblem, ...]
-    problem_count: int
-    report: AttachReport
-    allowed: bool
-    warnings: tuple[str, ...]
-    requests: tuple[BatchRequest, ...] = field(repr=False, compare=False)
-    result_custom_ids: frozenset[str] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return (self.batch_id,)
-
-
-Preview = TargetPreview | BulkPreview | RetryPreview | SubmitPreview | AttachPreview
-
-
-@dataclass(frozen=True, slots=True)
-class MergedView:
-    """Final outcome per custom_id across an original batch and all its retries."""
-
-    root_id: str
-    batches: tuple[tuple[str, int], ...]
-    outcomes: Mapping[str, MergedOutcome]
-    counts: Mapping[str, int]
-
-
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def clean_label(text: str | None) -> str | None:
-    """A label as stored: one line, trimmed, at most MAX_LABEL_CHARS; None or "" clears it.
-
-    Raises ValueError on control characters (a label is shown in the list as is).
-    """
-    if text is None:
-        return None
-    stripped = " ".join(text.split())
-    if any(char in UNSAFE_CHARS for char in stripped):
-        raise ValueError("a label may not contain control characters")
-    if len(stripped) > MAX_LABEL_CHARS:
-        raise ValueError(f"a label may be at most {MAX_LABEL_CHARS} characters")
-    return stripped or None
-
-
-def read_request_file(path: Path) -> ParsedRequests:
-    """Parse a JSONL request file streaming, chunk by chunk (blocking: run it in a thread)."""
-    source = str(path)
-    try:
-        with path.open("rb") as handle:
-            return parse_request_chunks(iter(lambda: handle.read(READ_CHUNK), b""), source)
-    except OSError as exc:
-        problem = RequestProblem(0, "", f"cannot read the file: {exc.strerror or exc}")
-        return ParsedRequests(source, [], [problem], 1, 0)
 
 
 def error_data(error: ApiError) -> dict[str, Any]:

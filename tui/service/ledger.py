@@ -19,6 +19,7 @@ from tui.core.models import BatchSnapshot, format_time, parse_time
 from tui.core.requests import BatchRequest
 from tui.core.timefmt import utcnow
 from tui.paths import ensure_private_dir, locations
+from tui.service.sqlite_open import open_wal
 
 LEDGER_FILE = "ledger.sqlite3"
 SCHEMA_VERSION = 1
@@ -163,12 +164,7 @@ class Ledger:
         self._clock = clock
         _create_private_file(self.path)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = open_wal(self.path, timeout=10.0, synchronous="FULL")
         with self._transaction() as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

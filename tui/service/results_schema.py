@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.results import INDEX_COLUMNS, StoreStatus
+from tui.service.sqlite_open import open_wal
 
 INDEX_FILE = "index.sqlite3"
 SCHEMA_VERSION = 2
@@ -106,9 +107,7 @@ def _regexp(pattern: str | None, value: str | None) -> bool:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = open_wal(path, timeout=30.0, synchronous="NORMAL")
     conn.create_function("regexp", 2, _regexp, deterministic=True)
     return conn
 
