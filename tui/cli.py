@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchtop {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="open the app on an in-process emulator running the demo scenario")
+    parser.add_argument("--watch-profiles", metavar="A,B",
+                        help="watch these profiles side by side in the list")
     parser.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
     parser.set_defaults(handler=None)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")

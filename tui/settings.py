@@ -29,6 +29,7 @@ bell = true                  # ring the terminal bell on alerts
 # error_rate_alert = 0.10             # alert when an ended batch's error rate is above this
 # sla_seconds = 3600                  # alert when a batch runs longer than this
 # max_per_batch = 10000               # split submits into batches of at most this many requests
+# watch_profiles = ["prod", "staging"]  # watch several profiles side by side in the list
 
 [cadence]                    # adaptive polling, seconds (measured from each batch's created_at)
 # young_s = 10               # while younger than young_until_s
@@ -87,6 +88,7 @@ class Settings:
     keymap: Mapping[str, str] = field(default_factory=dict)
     prices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     profiles: tuple[str, ...] = (DEFAULT_PROFILE,)
+    watch_profiles: tuple[str, ...] = ()  # several profiles watched side by side
     config_file: Path | None = None
     source: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -264,6 +266,29 @@ def _file_warnings(path: Path, data: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+def _watch_profiles(defaults: Mapping[str, Any], args: argparse.Namespace | None,
+                    known: Collection[str], origin: str,
+                    source: dict[str, str]) -> tuple[str, ...]:
+    """The profiles watched side by side: `--watch-profiles a,b` over `[defaults]`."""
+    flag = getattr(args, "watch_profiles", None) if args is not None else None
+    if flag:
+        names = [part.strip() for part in str(flag).split(",") if part.strip()]
+        origin = "--watch-profiles"
+    elif "watch_profiles" in defaults:
+        raw = defaults["watch_profiles"]
+        if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+            raise ConfigError(f"{origin}: `watch_profiles` must be a list of profile names")
+        names = [name.strip() for name in raw if name.strip()]
+    else:
+        return ()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"{origin}: `watch_profiles` names unknown profiles: "
+                          f"{', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    source["watch_profiles"] = origin
+    return tuple(dict.fromkeys(names))
+
+
 def load_settings(args: argparse.Namespace | None = None,
                   environ: Mapping[str, str] | None = None,
                   where: Locations | None = None) -> Settings:
@@ -344,13 +369,16 @@ def load_settings(args: argparse.Namespace | None = None,
         if isinstance(table, Mapping):
             prices.update({str(k): v for k, v in table.items() if isinstance(v, Mapping)})
 
+    known_profiles = tuple(sorted(set(profiles) | {DEFAULT_PROFILE}))
+    watch = _watch_profiles(defaults, args, known_profiles, f"{origin_file} [defaults]", source)
     return Settings(
         profile=profile,
         cadence=cadence,
         no_color=no_color,
         keymap=dict(keymap_raw),
         prices=prices,
-        profiles=tuple(sorted(set(profiles) | {DEFAULT_PROFILE})),
+        profiles=known_profiles,
+        watch_profiles=watch,
         config_file=path,
         source=source,
         warnings=tuple(_file_warnings(path, data)),

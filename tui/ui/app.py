@@ -11,6 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -23,7 +24,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tui.core.alerts import Alert, Severity
-from tui.core.cost import BatchCost
+from tui.core.cost import BatchCost, ModelCost
 from tui.core.events import Event
 from tui.core.models import BatchSnapshot
 from tui.core.sanitize import safe_text
@@ -37,7 +38,7 @@ from tui.service.ledger import Ledger
 from tui.service.monitor import Monitor, MonitorState
 from tui.service.results_store import ResultsStore
 from tui.settings import ConfigError, ProfileSummary, Settings
-from tui.ui.action_flows import ActionFlows
+from tui.ui.action_flows import ActionFlows, reconcile_text
 from tui.ui.commands import BatchActions, GoToBatch, ScreenActions, unknown_binding_ids
 from tui.ui.messages import MonitorUpdated
 from tui.ui.render import should_toast
@@ -48,6 +49,7 @@ from tui.ui.screens.jump import JumpScreen, JumpVerb, parse_jump
 from tui.ui.screens.nokey import NoKeyScreen, no_key_text
 from tui.ui.screens.profiles import ProfilesScreen
 from tui.ui.theme import apply_theme, register_themes
+from tui.ui.watch import merge_states, watch_label
 from tui.ui.widgets.status_header import HeaderInfo
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,7 @@ class BatchtopApp(App[int]):
         demo: ServicesFactory | None = None,
         no_key_reason: str | None = None,
         profiles: ProfileSource | None = None,
+        watch: Mapping[str, tuple[Settings, ServicesFactory]] | None = None,
         clock: Clock | None = None,
         tz: tzinfo | None = None,
         handle_signals: bool = False,
@@ -176,6 +179,17 @@ class BatchtopApp(App[int]):
         self._user_paused = False
         self._stopped = False
         self._batches: BatchesScreen | None = None
+        # Several profiles side by side (`watch_profiles`): each its services and state;
+        # `_services` is then the active one, the profile of the batch being acted on.
+        self._watch = dict(watch or {})
+        self._watched: dict[str, Services] = {}
+        self._watch_settings: dict[str, Settings] = {}
+        self._states: dict[str, MonitorState] = {}
+        self._owners: Mapping[str, str] = {}
+        self._watch_workers: dict[str, Worker[None]] = {}
+        self._watch_stops: list[Callable[[], None]] = []
+        self._reconciled_profiles: set[str] = set()
+        self._watch_where = ""
         # Light over SSH: no animation unless TEXTUAL_ANIMATIONS asks for it.
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
@@ -231,6 +245,47 @@ class BatchtopApp(App[int]):
         return self._services.costs if self._services is not None else None
 
     @property
+    def watching(self) -> bool:
+        """Several profiles are watched side by side (the list has a profile column)."""
+        return bool(self._watch)
+
+    def profile_of(self, batch_id: str) -> str | None:
+        """The watched profile a batch belongs to (None when only one profile is watched)."""
+        return self._owners.get(batch_id) if self._watch else None
+
+    def _services_of(self, batch_id: str) -> Services | None:
+        name = self.profile_of(batch_id)
+        return self._watched.get(name) if name is not None else self._services
+
+    def costs_of(self, batch_id: str) -> CostService | None:
+        """The cost service of the batch's workspace."""
+        services = self._services_of(batch_id)
+        return services.costs if services is not None else None
+
+    def activate_for(self, batch_ids: Sequence[str]) -> bool:
+        """Make the profile of these batches the active one (every screen reads its
+        services); False, with a toast, when they belong to several profiles."""
+        if not self._watch:
+            return True
+        names = {self._owners[b] for b in batch_ids if b in self._owners}
+        if len(names) > 1:
+            self.notify("the marked batches belong to several profiles: act on one profile "
+                        "at a time", severity="warning", markup=False)
+            return False
+        if names:
+            self._activate(names.pop())
+        return True
+
+    def _activate(self, name: str) -> None:
+        services = self._watched.get(name)
+        if services is None or services is self._services:
+            return
+        previous, self._services = self._services, services
+        self.settings = self._watch_settings[name]
+        if previous is not None:
+            previous.monitor.focus(None)
+
+    @property
     def monitor_state(self) -> MonitorState:
         """The newest state the monitor published."""
         return self._state
@@ -245,6 +300,7 @@ class BatchtopApp(App[int]):
 
     def open_batch(self, batch_id: str) -> None:
         """Drill into a batch: cursor onto it in the list, then its screen on top."""
+        self.activate_for([batch_id])
         if self._batches is not None:
             self._pop_to(self._batches)
             self._batches.move_to(batch_id)
@@ -273,6 +329,16 @@ class BatchtopApp(App[int]):
         Called after every action that may have changed the ledger, so the lineage of retry
         batches is read again here too.
         """
+        if self._watch:  # every watched workspace's ledger
+            merged: dict[str, str] = {}
+            lineage: dict[str, tuple[str, int]] = {}
+            for services in self._watched.values():
+                if services.actions is not None:
+                    merged.update(services.actions.ledger.labels())
+                    lineage.update(services.actions.ledger.lineage())
+            self.labels, self.lineage = merged, lineage
+            self.repaint_rows()
+            return
         self.labels = dict(labels)
         ledger = self.ledger
         if ledger is not None:
@@ -318,7 +384,9 @@ class BatchtopApp(App[int]):
         self.set_interval(1.0, self._tick)
         if self._handle_signals:
             self._install_signal_handlers()
-        if self._factory is None:
+        if self._watch:
+            self._open_watch()
+        elif self._factory is None:
             self.push_screen(NoKeyScreen(self._no_key_message()))
         else:
             self._open_list(self._factory)
@@ -345,7 +413,8 @@ class BatchtopApp(App[int]):
         return no_key_text(settings.api_key_env, settings.profile, config, self._no_key_reason)
 
     def _header_info(self, where: str) -> HeaderInfo:
-        return HeaderInfo(where=where, read_only=self.settings.read_only, tz=self.tz)
+        read_only = self.settings.read_only and not self._watch  # then [RO] per profile
+        return HeaderInfo(where=where, read_only=read_only, tz=self.tz)
 
     def _open_list(self, factory: ServicesFactory) -> None:
         self._batches = BatchesScreen(self._header_info(f"{self.settings.profile} · connecting…"))
@@ -354,6 +423,82 @@ class BatchtopApp(App[int]):
         else:
             self.push_screen(self._batches)
         self._start_services(factory)
+
+    def _open_watch(self) -> None:
+        self._batches = BatchesScreen(self._header_info(f"{' + '.join(self._watch)} · "
+                                                        "connecting…"))
+        self.push_screen(self._batches)
+        self._start_watch()
+
+    def _show_watch_info(self) -> None:
+        read_only = {name: settings.read_only for name, (settings, _f) in self._watch.items()}
+        where = watch_label(list(self._watch), read_only, self._states)
+        if where != self._watch_where and self._batches is not None:
+            self._watch_where = where
+            self._batches.set_info(self._header_info(where))
+
+    @work(exclusive=True, group="services", exit_on_error=False, name="start services")
+    async def _start_watch(self) -> None:
+        """Every watched profile's services, each monitor publishing into the merged state."""
+        for name, (settings, factory) in self._watch.items():
+            services = await factory()
+            if self._stopped:
+                await self._close_services(services)
+                return
+            self._watched[name] = services
+            self._watch_settings[name] = settings
+            if self._services is None:
+                self._activate(name)
+            self._watch_stops.append(
+                services.monitor.subscribe(partial(self._on_profile_state, name)))
+            self._watch_workers[name] = self.run_worker(
+                services.monitor.run(), name=f"monitor {name}", group="monitor",
+                exit_on_error=False)
+        self._show_watch_info()
+        self.set_labels({})
+        self._sync_pause()
+        watched = list(self._watched.values())
+        for services in watched:
+            if services.costs is not None:
+                await services.costs.load_history()
+        self.history_loaded = True
+        self.repaint_rows()
+        for services in watched:
+            if services.alerts is not None and not self._stopped:
+                self._watch_stops.append(services.alerts.subscribe(self._on_alert))
+                await services.alerts.start()
+
+    def _on_profile_state(self, name: str, state: MonitorState) -> None:
+        self._states[name] = state
+        merged = merge_states(self._states)
+        self._owners = merged.owners
+        self._state = merged.state
+        self.post_message(MonitorUpdated(merged.state))
+
+    def _observe_watched(self) -> None:
+        """Costs and the one reconcile of each watched profile, on its own batches."""
+        self._show_watch_info()
+        for name, services in self._watched.items():
+            own = self._states.get(name)
+            if own is None:
+                continue
+            if services.costs is not None:
+                services.costs.observe(own.batches)
+                self._want_costs()
+            if own.synced and name not in self._reconciled_profiles and services.actions:
+                self._reconciled_profiles.add(name)
+                self._reconcile_profile(name, services.actions, list(own.batches.values()))
+
+    @work(group="reconcile", exit_on_error=False, name="reconcile")
+    async def _reconcile_profile(self, name: str, actions: Actions,
+                                 batches: list[BatchSnapshot]) -> None:
+        matches = await actions.reconcile(batches)
+        text = reconcile_text(matches, actions.read_only)
+        if text is not None:
+            self.notify(safe_text(f"{name}: {text}"), title="submits settled", timeout=10,
+                        markup=False)
+        if any(match.verdict == "matched" for match in matches) and not actions.read_only:
+            self.set_labels({})
 
     def action_start_demo(self) -> None:
         if self._demo_factory is not None and self._services is None:
@@ -402,6 +547,9 @@ class BatchtopApp(App[int]):
         services = self._services
         if services is None or self._stopped:
             return
+        if self._watch:
+            self._observe_watched()
+            return
         if services.costs is not None:
             services.costs.observe(state.batches)
             self._want_costs()
@@ -438,7 +586,8 @@ class BatchtopApp(App[int]):
 
     def alerted(self, batch_id: str) -> bool:
         """A warning or an error alert fired for the batch (its row is highlighted)."""
-        alerts = self.alerts
+        services = self._services_of(batch_id)
+        alerts = services.alerts if services is not None else None
         worst = alerts.worst(batch_id) if alerts is not None else None
         return worst is Severity.WARNING or worst is Severity.ERROR
 
@@ -454,19 +603,33 @@ class BatchtopApp(App[int]):
         try:
             while self._costs_wanted and not self._stopped:
                 self._costs_wanted = False
-                costs = self.costs
-                if costs is None:
+                found = await self._cost_pass()
+                if found is None:
                     return
-                batches = list(self._state.batches.values())
-                costed = await costs.load(batches)
-                today = await asyncio.to_thread(costs.daily_totals, batches, self.clock(),
-                                                self.tz)
+                costed, today = found
                 changed = today != self.cost_today
                 self.cost_today = today
                 if costed or changed:
                     self.repaint_rows()
         finally:
             self._costs_running = False
+
+    async def _cost_pass(self) -> tuple[bool, BatchCost] | None:
+        """Cost each workspace's stored batches; today's total over all of them."""
+        if self._watch:
+            parts = [(services.costs, list(self._states[name].batches.values()))
+                     for name, services in self._watched.items()
+                     if services.costs is not None and name in self._states]
+        elif self.costs is not None:
+            parts = [(self.costs, list(self._state.batches.values()))]
+        else:
+            return None
+        costed, lines = False, list[ModelCost]()
+        for costs, batches in parts:
+            costed = bool(await costs.load(batches)) or costed
+            day = await asyncio.to_thread(costs.daily_totals, batches, self.clock(), self.tz)
+            lines.extend(day.lines)
+        return costed, BatchCost(lines=tuple(lines))
 
     def _tick(self) -> None:
         if self._batches is not None:
@@ -486,12 +649,17 @@ class BatchtopApp(App[int]):
     def _sync_pause(self) -> None:
         if self._services is None or self._stopped:
             return
-        monitor = self._services.monitor
         want = self._user_paused or self.modal_open()
-        if want and not monitor.state.paused:
-            monitor.pause()
-        elif not want and monitor.state.paused:
-            monitor.resume()
+        for monitor in self._monitors():
+            if want and not monitor.state.paused:
+                monitor.pause()
+            elif not want and monitor.state.paused:
+                monitor.resume()
+
+    def _monitors(self) -> list[Monitor]:
+        if self._watched:
+            return [services.monitor for services in self._watched.values()]
+        return [self._services.monitor] if self._services is not None else []
 
     def action_toggle_pause(self) -> None:
         self._user_paused = not self._user_paused
@@ -507,7 +675,8 @@ class BatchtopApp(App[int]):
 
     @work(exclusive=True, group="refresh", exit_on_error=False, name="refresh")
     async def _refresh_now(self) -> None:
-        await self.monitor.refresh_now()
+        for monitor in self._monitors():
+            await monitor.refresh_now()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "jump":
@@ -630,6 +799,12 @@ class BatchtopApp(App[int]):
         self._costs_wanted = False
         self._state = MonitorState()
         self._user_paused = False
+        self._watch = {}
+        self._watch_settings = {}
+        self._states = {}
+        self._owners = {}
+        self._reconciled_profiles = set()
+        self._watch_where = ""
 
     # -- failures -------------------------------------------------------------------------------
 
@@ -681,6 +856,16 @@ class BatchtopApp(App[int]):
         if self._unsubscribe_alerts is not None:
             self._unsubscribe_alerts()
             self._unsubscribe_alerts = None
+        if self._watched:
+            for stop in self._watch_stops:
+                stop()
+            self._watch_stops = []
+            watched, self._watched = self._watched, {}
+            workers, self._watch_workers = self._watch_workers, {}
+            self._services = None
+            await asyncio.gather(*(self._close_services(services, workers.get(name))
+                                   for name, services in watched.items()))
+            return
         services, self._services = self._services, None
         if services is None:
             return

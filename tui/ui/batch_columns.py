@@ -15,6 +15,8 @@ COUNTS_WIDTH = 15  # "5,673/327/4,000"
 BAR_WIDTH = 12
 NARROW_BAR_WIDTH = 8
 COST_WIDTH = 9
+PROFILE_WIDTH = 10
+NARROW_PROFILE_WIDTH = 6
 PAST_MEDIAN = "past median"
 ETA_WIDTH = len(PAST_MEDIAN) + 1  # a trailing blank keeps it apart from "expires in …"
 DEADLINE_ROOM = 20  # "results until Nov 25"; the last column takes what is left
@@ -37,6 +39,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 LABEL_COLUMN = Column("label", "label", LABEL_WIDTH, sortable=False)
 LINEAGE_COLUMN = Column("lineage", "lineage", LINEAGE_WIDTH, sortable=False)
+PROFILE_COLUMN = Column("profile", "profile", PROFILE_WIDTH, sortable=False)
 COUNTS_COLUMN = Column("counts", "ok/err/exp", COUNTS_WIDTH, "right", sortable=False)
 COUNT_KEYS = ("processing", "succeeded", "errored", "canceled", "expired")
 
@@ -83,6 +86,7 @@ STEPS: tuple[Step, ...] = (
     _fold_lineage,
     _drop("cost"),
     _narrow("id", SHORT_ID_WIDTH),
+    _narrow("profile", NARROW_PROFILE_WIDTH),
     _drop("counts"),
     _drop("duration"),
     _narrow("outcome", NARROW_BAR_WIDTH),
@@ -100,13 +104,15 @@ def needed_width(columns: Sequence[Column]) -> int:
 
 
 def columns_for(has_labels: bool, has_lineage: bool = False,
-                width: int | None = None) -> tuple[Column, ...]:
-    """The batch columns; label and lineage follow the id when any batch has one.
+                width: int | None = None, *, has_profiles: bool = False) -> tuple[Column, ...]:
+    """The batch columns; the profile (several watched), label and lineage follow the id
+    when any batch has one.
 
     With a `width`, the columns narrow step by step (STEPS) until they fit; the essential
     ones (batch, status, err%, eta, expires) stay.
     """
-    extra = (LABEL_COLUMN,) * has_labels + (LINEAGE_COLUMN,) * has_lineage
+    extra = ((PROFILE_COLUMN,) * has_profiles + (LABEL_COLUMN,) * has_labels
+             + (LINEAGE_COLUMN,) * has_lineage)
     columns = [COLUMNS[0], *extra, *COLUMNS[1:]]
     if width is not None:
         for step in STEPS:

@@ -24,6 +24,7 @@ from tui.ui.batch_columns import (
     ID_WIDTH,
     LABEL_WIDTH,
     PAST_MEDIAN,
+    PROFILE_WIDTH,
     columns_for,
 )
 from tui.ui.render import CellStyles, count_text, outcome_bar, rate_label, status_text
@@ -71,7 +72,8 @@ class RowExtras:
 
     `lineage` maps a retry batch to (parent id, generation); `cost` gives the cost cell of a
     batch (None: unknown); `eta` the expected end of a running batch as (short, basis);
-    `alerted` whether a warning or error alert fired for the batch.
+    `alerted` whether a warning or error alert fired for the batch; `profile` the watched
+    profile it belongs to when several are watched side by side.
     """
 
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -79,6 +81,7 @@ class RowExtras:
     cost: Callable[[str], str | None] = _nothing
     eta: Callable[[BatchSnapshot, datetime], tuple[str, str] | None] = _no_eta
     alerted: Callable[[str], bool] = _never
+    profile: Callable[[str], str | None] = _nothing
 
     def retried(self) -> Mapping[str, int]:
         """How many retry batches were made directly from each batch."""
@@ -172,6 +175,9 @@ class BatchRows:
         ended = batch.is_ended
         if key == "id":
             return Text(safe_cell(_short_id(batch.id, width or ID_WIDTH), width or ID_WIDTH))
+        if key == "profile":
+            profile = self.extras.profile(batch.id) or ""
+            return Text(safe_cell(profile, width or PROFILE_WIDTH), style("muted"))
         if key == "label":
             return self._label(batch.id, width or LABEL_WIDTH)
         if key == "lineage":

@@ -136,8 +136,16 @@ class ConfiguredProfiles:
 
 
 def build_app(args: argparse.Namespace, settings: Settings) -> BatchtopApp:
-    """The app for these arguments: demo, live, or the no-key screen."""
+    """The app for these arguments: demo, live (one profile, or several side by side), or
+    the no-key screen; raises ConfigError or MissingApiKey for a watched profile."""
     demo = partial(demo_services, settings)
+    if len(settings.watch_profiles) > 1 and not getattr(args, "demo", False):
+        # Several workspaces side by side; a missing key stops the start (run_app says why).
+        profiles = ConfiguredProfiles(args)
+        watch = {name: profiles.open(name) for name in settings.watch_profiles}
+        first = next(iter(watch.values()))[0]
+        return BatchtopApp(first, services=None, demo=demo, profiles=profiles, watch=watch,
+                           handle_signals=True)
     factory: ServicesFactory | None
     reason: str | None = None
     if getattr(args, "demo", False):
@@ -155,9 +163,9 @@ def build_app(args: argparse.Namespace, settings: Settings) -> BatchtopApp:
 def run_app(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
-    except ConfigError as exc:
+        app = build_app(args, settings)
+    except (ConfigError, MissingApiKey) as exc:
         print(f"batchtop: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    app = build_app(args, settings)
     app.run(mouse=not settings.no_mouse)
     return app.return_code or 0

@@ -265,20 +265,21 @@ class BatchesScreen(Screen[None]):
     def _extras(self) -> RowExtras:
         """What the app knows about batches beside the API, for the rows."""
         app = self.batches_app
-        costs = app.costs
-        if costs is None:
+        if app.costs is None and not app.watching:
             return RowExtras(labels=app.labels, lineage=app.lineage, alerted=app.alerted)
 
         def cost(batch_id: str) -> str | None:
-            known = costs.peek(batch_id)
+            costs = app.costs_of(batch_id)
+            known = costs.peek(batch_id) if costs is not None else None
             return known.label() if known is not None else None
 
         def eta(batch: BatchSnapshot, now: datetime) -> tuple[str, str] | None:
-            found = costs.eta(batch, now) if app.history_loaded else None
+            costs = app.costs_of(batch.id)
+            found = costs.eta(batch, now) if costs is not None and app.history_loaded else None
             return eta_cell(found, now) if found is not None else None
 
         return RowExtras(labels=app.labels, lineage=app.lineage, cost=cost, eta=eta,
-                         alerted=app.alerted)
+                         alerted=app.alerted, profile=app.profile_of)
 
     def _table_width(self) -> int:
         """Room for the columns: the table's width less a vertical scrollbar (always
@@ -300,7 +301,7 @@ class BatchesScreen(Screen[None]):
         labels = extras.labels
         table = self.table
         columns = columns_for(bool(labels), any(key in state.batches for key in extras.lineage),
-                              self._table_width())
+                              self._table_width(), has_profiles=self.batches_app.watching)
         if columns != self._columns:
             self._columns = columns
             table.set_columns(columns)
@@ -467,10 +468,13 @@ class BatchesScreen(Screen[None]):
     # -- actions on batches (the flows ask, act, toast and refresh) ---------------------------
 
     def _can_act(self) -> bool:
-        """Not read-only, and the services (once started) include the actions layer."""
+        """Not read-only, and the services (once started) include the actions layer.
+
+        With several profiles watched, read-only is the row's profile's: its flow refuses."""
         app = self.batches_app
         services = app.services
-        return not app.settings.read_only and (services is None or services.actions is not None)
+        read_only = app.settings.read_only and not app.watching
+        return not read_only and (services is None or services.actions is not None)
 
     @property
     def flows(self) -> ActionFlows:
@@ -499,6 +503,10 @@ class BatchesScreen(Screen[None]):
         return None
 
     def _start(self, flow: Coroutine[Any, Any, bool], *, follow_new: bool = False) -> None:
+        """Run a flow on the services of its batches' profile (the cursor's for a submit)."""
+        if not self.batches_app.activate_for(self.targets()):
+            flow.close()
+            return
         self.batches_app.start_action(flow, follow_new=follow_new)
 
     def action_cancel(self) -> None:
