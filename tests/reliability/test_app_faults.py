@@ -18,6 +18,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import FAST_CADENCE, assert_audit_valid, fast_backoff
 from tests.ui.harness import SIZE, make_app, services_factory, start_frozen, synced, until
 from tui.core.events import API_ERROR, API_RECOVERED
@@ -26,7 +27,6 @@ from tui.emulator import routes
 from tui.emulator.content import HOSTILE_ERROR
 from tui.emulator.errors import invalid
 from tui.emulator.faults import Faults, parse_faults
-from tui.emulator.server import RunningEmulator
 from tui.paths import locations
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.audit import AuditLog
@@ -36,7 +36,6 @@ from tui.settings import Settings
 from tui.ui.app import BatchtopApp, Services, ServicesFactory
 from tui.ui.launch import assemble
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 KEY = "test-key"
 RETRY_AT = re.compile(r"DEGRADED .*retry at \d\d:\d\d:\d\d")
 # Sequences the hostile texts carry; none may reach the terminal in working form.

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -18,17 +17,16 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import assert_audit_valid, wait_until, watching
 from tui.core.events import API_ERROR, API_RECOVERED, SESSION_STARTED
 from tui.emulator.faults import Faults, parse_faults
-from tui.emulator.server import RunningEmulator
 from tui.service import monitor as monitor_module
 from tui.service.actions import ActionFailed, Actions
 from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog, read_audit
 from tui.service.ledger import CREATED, FAILED, PENDING, RECONCILED, Ledger
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 WORKER = Path(__file__).with_name("crash_worker.py")
 
 

@@ -7,13 +7,14 @@ and the ledger holds no submit and no attachment.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.requests import MAX_LINE_BYTES
 from tui.core.sanitize import has_unsafe
 from tui.emulator.server import RunningEmulator
@@ -22,8 +23,6 @@ from tui.service.api import BatchesAPI
 from tui.service.audit import AuditLog, read_audit
 from tui.service.ledger import Ledger
 from tui.service.results_store import ResultsStore
-
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 
 
 def good(custom_id: str) -> bytes:

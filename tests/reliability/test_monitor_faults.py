@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import (
     FAST_CADENCE,
     SENTINEL_KEY,
@@ -31,8 +31,6 @@ from tui.core.timefmt import utcnow
 from tui.emulator.faults import Faults, parse_faults
 from tui.emulator.server import RunningEmulator
 from tui.service.api import BatchesAPI
-
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 
 
 def request(custom_id: str) -> dict[str, Any]:

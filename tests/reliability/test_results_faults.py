@@ -7,7 +7,7 @@ a caller (the app, `export`) decides on; it must never call a partial download c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import anthropic
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import assert_audit_valid
 from tui.core.models import BatchSnapshot
 from tui.core.results import MALFORMED, StoreStatus
@@ -32,7 +33,6 @@ from tui.service.results_store import (
     ResultsStore,
 )
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 SIZE = 300
 
 

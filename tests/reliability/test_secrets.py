@@ -12,13 +12,13 @@ import argparse
 import asyncio
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import (
     FAST_CADENCE,
     SENTINEL_KEY,
@@ -31,7 +31,6 @@ from tests.reliability.harness import (
 from tui.core.events import API_ERROR, API_RECOVERED
 from tui.emulator.errors import invalid
 from tui.emulator.faults import Faults, parse_faults
-from tui.emulator.server import RunningEmulator
 from tui.paths import locations
 from tui.service.actions import ActionFailed, Actions
 from tui.service.api import ApiError, BatchesAPI
@@ -42,7 +41,6 @@ from tui.service.monitor import Monitor
 from tui.service.results_store import ResultsStore, workspace_key
 from tui.settings import load_settings
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 NEEDLE = SENTINEL_KEY.encode()
 
 

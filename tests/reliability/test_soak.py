@@ -13,21 +13,19 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.reliability.harness import assert_audit_valid, wait_until, watching
 from tui.core.events import API_ERROR, API_RECOVERED
 from tui.core.results import StoreStatus
 from tui.emulator.faults import Faults, parse_faults
-from tui.emulator.server import RunningEmulator
 from tui.service.api import ApiError, BatchesAPI
 from tui.service.results_store import ResultsDownloadError, ResultsStore
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 SOAK_SECONDS = float(os.environ.get("BATCHTOP_SOAK_SECONDS", "10"))
 FAULTS = "429=0.04,500=0.03,529=0.03,retry_after=0.05s,cut=0.25,malformed=1,unknown=1"
 RSS_GROWTH_LIMIT_KB = 30 * 1024

@@ -13,6 +13,7 @@ import anthropic
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.models import ENDED, BatchSnapshot
 from tui.core.retry_plan import parse_include
 from tui.emulator.server import RunningEmulator
@@ -29,7 +30,6 @@ from tui.service.audit import AuditLog, read_audit
 from tui.service.ledger import CREATED, FAILED, PENDING, RECONCILED, Ledger
 from tui.service.results_store import ResultsStore
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 RETRYABLE = {"api_error", "overloaded_error", "rate_limit_error", "timeout_error"}
 PERMANENT = {"invalid_request_error", "not_found_error", "authentication_error"}
 

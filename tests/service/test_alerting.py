@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.alerts import ALERT_RAISED, Alert, AlertKind, Severity
 from tui.core.cadence import Cadence
 from tui.core.events import BATCH_DISCOVERED, Event
@@ -24,7 +25,6 @@ from tui.service.audit import AuditLog, read_audit
 from tui.service.monitor import Monitor, MonitorState
 from tui.settings import Settings
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 KEY = "test-key"
 # Polls happen when a test asks for them (refresh_now), not on their own.
 QUIET = Cadence(discover_s=10_000, ended_sweep_s=10_000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.models import CANCELING, IN_PROGRESS, BatchSnapshot
-from tui.emulator.server import RunningEmulator
 from tui.service.api import ApiCall, ApiError, BatchesAPI, parse_page, parse_retry_after
 from tui.service.credentials import (
     KeyCommandError,
@@ -26,7 +25,6 @@ from tui.service.credentials import (
     run_key_command,
 )
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 KEY = "test-key"
 
 

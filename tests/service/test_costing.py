@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.service.test_results_store import downgrade_to_v1
 from tui.core.cost import PRICE_UNKNOWN, PriceTable
 from tui.core.events import diff_snapshots
@@ -24,7 +25,6 @@ from tui.service.costing import CostService
 from tui.service.results_store import ResultsStore
 from tui.settings import Settings
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 OPUS, HAIKU = "claude-opus-4-6", "claude-haiku-4-5"
 # Fixed here, so the expected sums do not depend on the shipped table.
 RATES = {OPUS: (Decimal(5), Decimal(25)), HAIKU: (Decimal(1), Decimal(5))}

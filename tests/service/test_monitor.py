@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixtures import MakeEmulator
 from tui.core.cadence import Cadence
 from tui.core.events import (
     API_ERROR,
@@ -38,7 +39,6 @@ from tui.service.api import ApiCall, ApiError, BatchesAPI
 from tui.service.audit import AuditLog, read_audit
 from tui.service.monitor import FeedEntry, Monitor, MonitorState
 
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 KEY = "test-key"
 # Discovery and the ended sweep out of the way, to count only what a test is about.
 QUIET = Cadence(discover_s=10_000, ended_sweep_s=10_000)

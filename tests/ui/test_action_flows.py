@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,15 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 from textual.worker import Worker
 
+from tests.emulator_fixtures import MakeEmulator
 from tests.ui.action_host import HostApp, request, screen_of
 from tests.ui.harness import freeze, set_faults, until
 from tui.core.models import CANCELING, ENDED, IN_PROGRESS
-from tui.emulator.server import RunningEmulator
 from tui.service.api import ApiError
 from tui.ui.screens.confirm import ConfirmModal
 from tui.ui.screens.retry import RetryModal
 from tui.ui.screens.submit import SubmitScreen
 from tui.ui.screens.text_prompt import TextPrompt
-
-MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 
 
 @asynccontextmanager

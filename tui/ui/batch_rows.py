@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rich.style import Style
 from rich.text import Text
 
 from tui.core.batch_view import deadline_of
@@ -27,14 +26,13 @@ from tui.ui.batch_columns import (
     PROFILE_WIDTH,
     columns_for,
 )
-from tui.ui.render import CellStyles, count_text, outcome_bar, rate_label, status_text
+from tui.ui.render import DASH, CellStyles, count_text, outcome_bar, rate_label, status_text
 from tui.ui.widgets.vtable import Column
 
 __all__ = ["COLUMNS", "BatchRows", "CellStyles", "RowExtras", "columns_for", "eta_cell"]
 
 PARENT_TAIL = 7  # characters of the parent's id a retry row shows
 ID_PREFIX = "msgbatch_"
-DASH = "–"
 RETRY_GLYPH = "↻"
 
 EXPIRY_WARNING_S = 3600.0
@@ -92,10 +90,6 @@ class RowExtras:
 
 
 _versions = itertools.count(1)
-
-
-def _count(value: int, style: Style | None = None) -> Text:
-    return count_text(value, style or "")
 
 
 
@@ -194,17 +188,17 @@ class BatchRows:
         if key == "status":
             return status_text(batch, style)
         if key == "processing":
-            return _count(counts.processing, None if counts.processing else style("muted"))
+            return count_text(counts.processing, "" if counts.processing else style("muted"))
         if key in ("succeeded", "errored", "canceled", "expired"):
             if not ended:
                 # The API keeps these at 0 until the batch ends: show "unknown", not 0.
                 return Text(DASH, style("muted"))
             value: int = getattr(counts, key)
             if not value:
-                return _count(0, style("muted"))
+                return count_text(0, style("muted"))
             if key in ("errored", "expired"):
-                return _count(value, style("error"))
-            return _count(value, style("canceled") if key == "canceled" else None)
+                return count_text(value, style("error"))
+            return count_text(value, style("canceled") if key == "canceled" else "")
         if key == "outcome":
             return outcome_bar(counts, width or BAR_WIDTH, style)
         if key == "error_rate":
