@@ -58,15 +58,24 @@ class Download:
             self.emu.engine.faults = Faults()
 
 
-@pytest.fixture
-async def download(make_emulator: MakeEmulator, tmp_path: Path) -> AsyncIterator[Download]:
+# Every fault, with the lines indexed in this process and by index worker processes.
+WORKERS = {"in-process": {"workers": 0}, "workers": {"workers": 2, "parallel_from": 1,
+                                                     "feed_bytes": 16 << 10}}
+
+
+@pytest.fixture(params=list(WORKERS))
+async def download(
+    make_emulator: MakeEmulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Download]:
     emu = await make_emulator(scenario=f"large:{SIZE}", seed=3)
     api = BatchesAPI.connect("test-key", emu.url, timeout=0.5)
     (batch,) = await api.list_all()
     assert batch.is_ended and batch.request_counts.total == SIZE
-    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.01)
+    store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.01, **WORKERS[request.param])
     audit = AuditLog(tmp_path / "audit")
     yield Download(emu, api.client, batch, store, audit, tmp_path / "audit")
+    if request.param == "workers":  # they did the work: no silent fall back to in-process
+        assert store._pool is not None and store._pool.healthy and store._pool._workers
     await audit.close()
     await api.close()
     store.close()

@@ -218,6 +218,36 @@ def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
     return _bare(seq, custom_id, kind, offset, len(line))
 
 
+@dataclass(slots=True)
+class LineBatch:
+    """The index rows of some consecutive lines, and what they held."""
+
+    rows: list[IndexRecord]
+    malformed: int = 0
+    unknown: int = 0
+
+
+def index_lines(lines: Iterable[bytes], seq: int, offset: int) -> LineBatch:
+    """Index consecutive `lines` (each was followed by one ``\\n``; blank ones are skipped
+    and take no seq), the first of which starts at byte `offset` and gets `seq`."""
+    batch = LineBatch([])
+    append = batch.rows.append
+    for line in lines:
+        length = len(line)
+        if length and not line.isspace():  # is_blank(), inlined: once per result
+            row = index_record(line, seq, offset)
+            kind = row[2]
+            if kind not in KNOWN_TYPES:
+                if kind == MALFORMED:
+                    batch.malformed += 1
+                else:
+                    batch.unknown += 1
+            append(row)
+            seq += 1
+        offset += length + 1
+    return batch
+
+
 class LineSplitter:
     """Cuts a byte stream into ``\\n``-terminated lines whatever the chunk boundaries.
 

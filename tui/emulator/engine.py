@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.core.models import ENDED, IN_PROGRESS, BatchSnapshot
+from tui.emulator.body_cache import BodyCache
 from tui.emulator.clock import Clock, to_datetime
 from tui.emulator.content import PLAIN
 from tui.emulator.errors import invalid, not_found
@@ -55,6 +56,7 @@ class Engine:
         self._seq = 0
         self._messages = 0
         self._cache_written = False
+        self.bodies = BodyCache()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -193,6 +195,7 @@ class Engine:
                           "deleted (cancel it first).")
         position = self._position(batch_id)
         assert position is not None
+        self.bodies.drop(batch_id)
         self._gone[batch_id] = self._keys[position]
         del self._records[position]
         del self._keys[position]

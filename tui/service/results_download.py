@@ -19,6 +19,7 @@ from tui.core.models import BatchSnapshot
 from tui.core.results import DownloadProgress, StoreStatus
 from tui.core.timefmt import utcnow
 from tui.service.api import ApiError
+from tui.service.index_pool import IndexPool, IndexWorkerFailed
 from tui.service.results_ingest import Ingest
 
 T = TypeVar("T")
@@ -69,6 +70,14 @@ class DownloadTarget(Protocol):
 
     def raw_path(self, batch_id: str) -> Path: ...
 
+    def index_pool(self, expected: int) -> IndexPool | None:
+        """Worker processes to index a download of `expected` results, if worth it."""
+        ...
+
+    def disable_workers(self) -> None:
+        """The workers failed: index in this process from now on."""
+        ...
+
     def status(self, batch_id: str) -> StoreStatus | None: ...
 
 
@@ -114,8 +123,14 @@ async def download(
             return done
         error: ApiError | None = None
         for attempt in range(1, target.attempts + 1):
-            await run(ingest.restart, attempt)
-            error = await _stream_once(api_client, ingest, run, progress, target.feed_bytes)
+            await run(ingest.restart, attempt, target.index_pool(batch.request_counts.total))
+            try:
+                error = await _stream_once(api_client, ingest, run, progress, target.feed_bytes)
+            except IndexWorkerFailed:
+                # Not the network's fault: the same attempt again, indexed in this process.
+                await run(target.disable_workers)
+                await run(ingest.restart, attempt, None)
+                error = await _stream_once(api_client, ingest, run, progress, target.feed_bytes)
             if error is None and ingest.expected == 0:
                 await run(ingest.adopt_count)
             if error is None and ingest.complete:
@@ -197,6 +212,8 @@ class _IngestFailed(Exception):
 async def _worker(future: asyncio.Future[T]) -> T:
     try:
         return await future
+    except IndexWorkerFailed:
+        raise
     except Exception as exc:
         raise _IngestFailed(str(exc) or type(exc).__name__) from exc
 

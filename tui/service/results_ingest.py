@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import time
 from collections.abc import Iterable
@@ -11,14 +12,13 @@ from typing import IO
 
 from tui.core.models import format_time
 from tui.core.results import (
-    KNOWN_TYPES,
-    MALFORMED,
     DownloadProgress,
     IndexRecord,
     LineSplitter,
     StoreStatus,
-    index_record,
+    index_lines,
 )
+from tui.service.index_pool import IndexPool, IndexWorkerFailed, ParallelIndex
 from tui.service.results_files import private_file
 from tui.service.results_schema import (
     DELETE_ROWS,
@@ -26,12 +26,13 @@ from tui.service.results_schema import (
     connect,
     custom_id_index,
     id_range,
-    insert_sql,
+    insert_rows,
     status_from_row,
     transaction,
 )
 
 COMMIT_ROWS = 20_000
+WORKER_WAIT_SECONDS = 60.0  # for a write already under way when a download is dropped
 
 
 class Ingest:
@@ -40,6 +41,10 @@ class Ingest:
     The first rows are committed at once, so readers see results early; after that every
     `COMMIT_ROWS` (fewer, larger commits write less). The batch's custom_id index is built
     in `finalize`, in one statement, rather than kept up to date row by row.
+
+    Given an `IndexPool` at `restart`, the lines are parsed and written by worker processes
+    instead: each `feed` hands them the whole lines it completes, as a byte range of the
+    raw file.
     """
 
     def __init__(self, db_path: Path, raw_path: Path, batch_id: str, expected: int) -> None:
@@ -47,20 +52,23 @@ class Ingest:
         self.expected = expected
         self.attempt = 0
         self.key = 0
-        self._insert = ""
         self._conn = connect(db_path)
         # Checkpoints fsync; run one when the download is over (`close`), not in the middle.
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         private_file(raw_path)
+        self._db_path = db_path
+        self._raw_path = raw_path
         self._raw_name = raw_path.name
         self._raw: IO[bytes] = open(raw_path, "r+b")  # noqa: SIM115 - closed in close()
         # Another batchtop process may be downloading this batch: wait for it (then the
         # caller finds the store complete) rather than write over its file.
         fcntl.flock(self._raw.fileno(), fcntl.LOCK_EX)
+        self._parallel: ParallelIndex | None = None
         self._reset_counters()
 
     def _reset_counters(self) -> None:
         self._splitter = LineSplitter()
+        self._handed = 0  # raw bytes handed to the workers (whole lines)
         self._rows: list[IndexRecord] = []
         self.lines = 0  # parsed
         self.stored = 0  # committed, visible to readers
@@ -68,8 +76,12 @@ class Ingest:
         self.malformed = 0
         self.unknown = 0
 
-    def restart(self, attempt: int) -> None:
-        """Start from nothing: results are immutable, so a fresh download is the same data."""
+    def restart(self, attempt: int, pool: IndexPool | None = None) -> None:
+        """Start from nothing: results are immutable, so a fresh download is the same data.
+
+        With `pool`, this attempt's lines are indexed by its worker processes.
+        """
+        self._stop_workers()
         self.attempt = attempt
         self._reset_counters()
         self._raw.seek(0)
@@ -89,12 +101,19 @@ class Ingest:
             ).fetchone()
             conn.execute(f"DROP INDEX IF EXISTS {custom_id_index(self.key)}")
             conn.execute(DELETE_ROWS, id_range(self.key))
-        self._insert = insert_sql(self.key)
+        if pool is not None:
+            self._parallel = ParallelIndex(pool, self._db_path, self._raw_path, self.key)
 
     def feed(self, data: bytes) -> DownloadProgress:
         """Store a chunk of the stream and index the lines it completes."""
         self._raw.write(data)
+        start = self.bytes
         self.bytes += len(data)
+        if self._parallel is not None:
+            newline = data.rfind(b"\n")
+            if newline >= 0:
+                self._hand_over(start + newline + 1, last=False)
+            return self.progress()
         self._parse(*self._splitter.feed_parts(data))
         if len(self._rows) >= COMMIT_ROWS or (self._rows and not self.stored):
             self._commit()
@@ -102,37 +121,58 @@ class Ingest:
 
     def finish(self, end_of_stream: bool) -> DownloadProgress:
         """End of one attempt: index the unterminated last line if the stream really ended
-        (after a cut it is a torn line), and commit what is pending."""
-        if end_of_stream:
+        (after a cut it is a torn line), and commit what is pending.
+
+        Raises `IndexWorkerFailed` if the workers could not index this attempt's lines.
+        """
+        if self._parallel is not None:
+            if end_of_stream:
+                self._hand_over(self.bytes, last=True)
+            self._parallel.wait()
+            self._take_worker_counts()
+        elif end_of_stream:
             for offset, line in self._splitter.flush():
                 self._parse(offset, [line])
         self._commit()
         self._raw.flush()
         return self.progress()
 
+    def _hand_over(self, end: int, *, last: bool) -> None:
+        """Give the workers the raw bytes up to `end` not yet handed over."""
+        assert self._parallel is not None
+        if self._parallel.failure is not None:
+            raise self._parallel.failure
+        if end > self._handed:
+            self._raw.flush()  # the workers read the file
+            self._parallel.submit(self._handed, end, last)
+            self._handed = end
+
+    def _take_worker_counts(self) -> None:
+        if self._parallel is not None:
+            self.lines = self.stored = self._parallel.lines
+            self.malformed = self._parallel.malformed
+            self.unknown = self._parallel.unknown
+
+    def _stop_workers(self) -> None:
+        """Drop what the workers still hold and wait for any write of theirs to end."""
+        if self._parallel is not None:
+            self._parallel.abandon()
+            with contextlib.suppress(IndexWorkerFailed):
+                self._parallel.wait(timeout=WORKER_WAIT_SECONDS)
+            self._parallel = None
+
     def _parse(self, offset: int, lines: list[bytes]) -> None:
         """Index `lines` (blank ones skipped), the first of which starts at `offset`."""
-        seq = self.lines
-        append = self._rows.append
-        for line in lines:
-            length = len(line)
-            if length and not line.isspace():  # is_blank(), inlined: once per result
-                row = index_record(line, seq, offset)
-                kind = row[2]
-                if kind not in KNOWN_TYPES:
-                    if kind == MALFORMED:
-                        self.malformed += 1
-                    else:
-                        self.unknown += 1
-                append(row)
-                seq += 1
-            offset += length + 1
-        self.lines = seq
+        batch = index_lines(lines, self.lines, offset)
+        self._rows.extend(batch.rows)
+        self.lines += len(batch.rows)
+        self.malformed += batch.malformed
+        self.unknown += batch.unknown
 
     def _commit(self) -> None:
         with transaction(self._conn) as conn:
             if self._rows:
-                conn.executemany(self._insert, self._rows)
+                insert_rows(conn, self.key, self._rows)
             conn.execute(
                 "UPDATE batches SET lines = ?, bytes = ?, malformed = ?, unknown = ?"
                 " WHERE batch_id = ?",
@@ -155,6 +195,7 @@ class Ingest:
 
     def progress(self) -> DownloadProgress:
         """Where the download stands."""
+        self._take_worker_counts()
         return DownloadProgress(
             batch_id=self.batch_id,
             attempt=self.attempt,
@@ -197,6 +238,7 @@ class Ingest:
         queryable already, and the index only makes sorting by custom_id faster.
         """
         try:
+            self._stop_workers()
             if self.key:
                 self._conn.execute(
                     f"CREATE INDEX IF NOT EXISTS {custom_id_index(self.key)}"

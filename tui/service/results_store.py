@@ -20,6 +20,7 @@ from tui.core.results import ErrorGroup, IndexRow, ModelTokenSums, StoreStatus, 
 from tui.core.timefmt import utcnow
 from tui.paths import ensure_private_dir
 from tui.service import results_summary as summaries
+from tui.service.index_pool import IndexPool, default_worker_count
 from tui.service.results_backfill import backfill_splits
 from tui.service.results_download import (
     DEFAULT_ATTEMPTS,
@@ -71,6 +72,9 @@ from tui.service.results_schema import (
 
 T = TypeVar("T")
 
+PARALLEL_FROM_RESULTS = 5_000
+"""Downloads of fewer results are indexed in this process: workers would not pay off."""
+
 # The public names: the layout, ingest, download and query building live in the sibling
 # `results_*` modules; `ResultsStore` is the one entry point.
 __all__ = [
@@ -97,6 +101,8 @@ class ResultsStore:
         feed_bytes: int = FEED_BYTES,
         timer: Timer = time.monotonic,
         clock: Clock = utcnow,
+        workers: int | None = None,
+        parallel_from: int = PARALLEL_FROM_RESULTS,
     ) -> None:
         if not SAFE_NAME.fullmatch(workspace):
             raise ValueError(f"not a usable workspace key: {workspace!r}")
@@ -107,6 +113,10 @@ class ResultsStore:
         self.feed_bytes = max(1, feed_bytes)
         self.timer = timer  # how long a download took ("downloaded in 3s")
         self.clock = clock  # when it finished (`downloaded_at`)
+        count = default_worker_count() if workers is None else workers
+        # Index worker processes, started by the first download that is big enough.
+        self._pool = IndexPool(count) if count > 0 else None
+        self.parallel_from = parallel_from
         private_file(self.db_path)
         self._lock = threading.RLock()
         self._conn = connect(self.db_path)
@@ -125,6 +135,27 @@ class ResultsStore:
         with self._lock:
             self._ids.drop()
             self._conn.close()
+            if self._pool is not None:
+                self._pool.close()
+
+    def index_pool(self, expected: int) -> IndexPool | None:
+        """The worker pool, for a download of at least `parallel_from` results (or of an
+        unknown count, 0)."""
+        if self._pool is None or (0 < expected < self.parallel_from):
+            return None
+        return self._pool
+
+    def start_workers(self) -> bool:
+        """Boot the index workers now, ahead of a download that will want them, and wait
+        until they answer (blocking: call it from a thread). False if there are none."""
+        return self._pool is not None and self._pool.ready()
+
+    def disable_workers(self) -> None:
+        """Index in this process from now on (a worker failed)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def __enter__(self) -> ResultsStore:
         return self

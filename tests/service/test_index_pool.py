@@ -1,0 +1,193 @@
+"""Index worker processes: the same rows as indexing in-process, and a fallback when they fail."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.emulator_fixtures import MakeEmulator
+from tui.core.results import KNOWN_TYPES
+from tui.service.api import BatchesAPI
+from tui.service.index_pool import IndexPool, IndexWorkerFailed, ParallelIndex
+from tui.service.index_worker import Worker, serve
+from tui.service.results_ingest import Ingest
+from tui.service.results_schema import connect, ensure_schema
+from tui.service.results_store import ResultsStore
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[IndexPool]:
+    workers = IndexPool(2)
+    assert workers.ready()
+    yield workers
+    workers.close()
+
+
+def fresh_db(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "index.sqlite3"
+    conn = connect(path)
+    ensure_schema(conn, path)
+    conn.close()
+    return path
+
+
+def index(directory: Path, chunks: list[bytes], pool: IndexPool | None,
+          end_of_stream: bool = True) -> tuple[list[tuple[Any, ...]], tuple[int, ...]]:
+    """Ingest `chunks` as one attempt; the rows and the counters it ends with."""
+    db = fresh_db(directory)
+    ingest = Ingest(db, directory / "b.jsonl", "b", 0)
+    try:
+        ingest.restart(1, pool)
+        for chunk in chunks:
+            ingest.feed(chunk)
+        done = ingest.finish(end_of_stream)
+    finally:
+        ingest.close()
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT * FROM result_rows ORDER BY id").fetchall()
+    conn.close()
+    return rows, (done.lines, done.stored, done.bytes, done.malformed, done.unknown)
+
+
+def result_line(n: int, kind: str) -> bytes:
+    result: dict[str, Any] = {"type": kind}
+    if kind == "succeeded":
+        result["message"] = {"model": "claude-x", "stop_reason": "end_turn",
+                             "content": [{"type": "text", "text": "é\n\"" * n}],
+                             "usage": {"input_tokens": n, "output_tokens": 2 * n}}
+    elif kind == "errored":
+        result["error"] = {"type": "error", "error": {"type": "api_error", "message": "x" * n}}
+    return orjson.dumps({"custom_id": f"id-{n}", "result": result})
+
+
+LINE = st.one_of(
+    st.builds(result_line, st.integers(0, 400), st.sampled_from([*sorted(KNOWN_TYPES), "new"])),
+    st.sampled_from([b"", b"   ", b"\r", b"{not json", b'{"custom_id": "cut-1", "resu', b"[]"]),
+)
+
+
+def cut(stream: bytes, points: list[int]) -> list[bytes]:
+    bounds = sorted({0, len(stream), *(p % (len(stream) + 1) for p in points)})
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=60), points=st.lists(st.integers(0, 1 << 16), max_size=12),
+       ended=st.booleans(), terminated=st.booleans())
+def test_workers_index_exactly_what_the_process_does(
+    pool: IndexPool, tmp_path_factory: pytest.TempPathFactory, lines: list[bytes],
+    points: list[int], ended: bool, terminated: bool,
+) -> None:
+    stream = b"\n".join(lines) + (b"\n" if terminated and lines else b"")
+    chunks = cut(stream, points)
+    here = index(tmp_path_factory.mktemp("here"), chunks, None, ended)
+    there = index(tmp_path_factory.mktemp("there"), chunks, pool, ended)
+    assert there == here
+
+
+async def test_a_big_download_through_the_workers_matches_one_in_process(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario="large:3000", seed=5)
+    api = BatchesAPI.connect("test-key", emu.url)
+    (batch,) = await api.list_all()
+    stores = {
+        "here": ResultsStore(tmp_path / "here", "ws", workers=0),
+        "there": ResultsStore(tmp_path / "there", "ws", workers=2, parallel_from=1000,
+                              feed_bytes=32 << 10),
+    }
+    try:
+        progress: list[int] = []
+        for name, store in stores.items():
+            status = await store.ensure(api.client, batch,
+                                        progress=lambda p: progress.append(p.stored))
+            assert status.complete and status.lines == 3000, name
+        assert stores["there"]._pool is not None and stores["there"]._pool.healthy
+        assert max(progress) == 3000 and len(progress) > 10  # stored rows grew as it went
+        here, there = (s.query(batch.id) for s in stores.values())
+        assert there == here
+        assert stores["there"].read_raw(batch.id, 2999) == stores["here"].read_raw(batch.id, 2999)
+    finally:
+        for store in stores.values():
+            store.close()
+        await api.close()
+
+
+async def test_a_worker_that_dies_leaves_the_download_to_this_process(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emu = await make_emulator(scenario="large:2000", seed=5)
+    api = BatchesAPI.connect("test-key", emu.url)
+    (batch,) = await api.list_all()
+    store = ResultsStore(tmp_path, "ws", workers=2, parallel_from=1, feed_bytes=32 << 10)
+    try:
+        pool = store._pool
+        assert pool is not None and pool.ready()
+        pool._workers[1]._proc.kill()
+        status = await store.ensure(api.client, batch)
+        assert status.complete and status.lines == 2000 and status.attempts == 1
+        assert store._pool is None  # in-process from now on
+        assert len(store.custom_ids(batch.id)) == 2000
+    finally:
+        store.close()
+        await api.close()
+
+
+def test_a_range_that_cannot_be_read_fails_the_attempt(pool: IndexPool, tmp_path: Path) -> None:
+    db = fresh_db(tmp_path)
+    parallel = ParallelIndex(pool, db, tmp_path / "missing.jsonl", 1)
+    parallel.submit(0, 10, last=True)
+    with pytest.raises(IndexWorkerFailed, match="FileNotFoundError"):
+        parallel.wait(timeout=10)
+    assert pool.healthy  # the worker goes on: only that range failed
+
+
+def test_the_worker_commands(tmp_path: Path) -> None:
+    raw = tmp_path / "b.jsonl"
+    lines = [result_line(1, "succeeded"), b"", result_line(2, "errored"), b"{torn"]
+    raw.write_bytes(b"\n".join(lines) + b"\n" + result_line(3, "expired"))
+    db = str(fresh_db(tmp_path))
+    size = raw.stat().st_size
+    worker = Worker()
+    parse = {"op": "parse", "raw": str(raw), "start": 0, "end": size}
+    assert worker.handle({"op": "ping", "id": 1}) == {"op": "ping", "id": 1}
+    assert worker.handle({**parse, "id": 2, "last": True}) == {
+        "op": "parse", "id": 2, "lines": 4, "malformed": 1, "unknown": 0}
+    assert worker.handle({"op": "insert", "id": 2, "db": db, "key": 7, "seq": 10}) == {
+        "op": "insert", "id": 2}
+    # Not the end of the stream: the unterminated last line is not a line yet.
+    assert worker.handle({**parse, "id": 3, "last": False})["lines"] == 3
+    assert worker.handle({"op": "drop", "id": 3}) == {"op": "drop", "id": 3}
+    with pytest.raises(KeyError):  # dropped: nothing left to insert
+        worker.handle({"op": "insert", "id": 3, "db": db, "key": 7, "seq": 0})
+    with pytest.raises(ValueError, match="unknown command"):
+        worker.handle({"op": "fly", "id": 4})
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT seq, id - (7 << 32), batch_key, type FROM result_rows").fetchall()
+    assert rows == [(10, 10, 7, "succeeded"), (11, 11, 7, "errored"), (12, 12, 7, "malformed"),
+                    (13, 13, 7, "expired")]
+    for connection in worker.connections.values():
+        connection.close()
+
+
+def test_serve_answers_every_command_and_reports_failures(tmp_path: Path) -> None:
+    commands = [{"op": "ping", "id": 1}, {"op": "insert", "id": 2, "db": "x", "key": 1,
+                                          "seq": 0}, {"op": "fly", "id": 3}]
+    out = io.BytesIO()
+    serve(io.BytesIO(b"".join(orjson.dumps(c) + b"\n" for c in commands) + b"\n{oops\n"), out)
+    got = {(a["op"], a["id"]): a for a in map(orjson.loads, out.getvalue().splitlines())}
+    assert got[("ping", 1)] == {"op": "ping", "id": 1}
+    assert "KeyError" in got[("insert", 2)]["error"]
+    assert "unknown command" in got[("fly", 3)]["error"]
+    assert "JSONDecodeError" in got[(None, None)]["error"]
