@@ -1,4 +1,8 @@
-"""Emulator results throughput: download `large:100000` over loopback and compare to 100 MB/s."""
+"""Emulator results throughput: download `large:100000` over loopback and compare to 100 MB/s.
+
+The first download renders every line; later ones are served from the emulator's body cache.
+The target applies to the first.
+"""
 
 from __future__ import annotations
 
@@ -45,16 +49,18 @@ def main() -> int:
             print(f"emulator did not start: {first!r}")
             return 1
         url = first.removeprefix("listening on ")
-        asyncio.run(download(url))  # warm-up: first pass also builds the error map
         size, lines, seconds = asyncio.run(download(url))
+        _, cached_lines, cached_seconds = asyncio.run(download(url))
     finally:
         server.terminate()
         server.wait(timeout=10)
     rate = size / seconds / 1e6
     print(f"results of large:{SIZE}: {lines} lines, {size / 1e6:.1f} MB in {seconds:.2f} s")
-    print(f"throughput {rate:.1f} MB/s; ratio to the {TARGET_MB_S:.0f} MB/s target: "
+    print(f"throughput {rate:.1f} MB/s, rendered; ratio to the {TARGET_MB_S:.0f} MB/s target: "
           f"{rate / TARGET_MB_S:.2f}x ({'meets' if rate >= TARGET_MB_S else 'BELOW'} target)")
-    if lines != SIZE:
+    print(f"again, from the body cache: {size / cached_seconds / 1e6:.1f} MB/s "
+          f"({cached_seconds:.2f} s)")
+    if lines != SIZE or cached_lines != SIZE:
         print(f"expected {SIZE} lines")
         return 1
     return 0

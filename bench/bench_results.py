@@ -274,6 +274,22 @@ async def rss_figure(report: Report, url: str, batch: BatchSnapshot) -> None:
         f"<= {TARGET_RSS_MB:g} (after imports: {figures['imports_mb']:.0f} MB)",
         rss <= TARGET_RSS_MB,
     )
+    workers = figures["workers_mb"]
+    if workers:
+        report.line("    each index worker process, peak", f"{max(workers):.0f} MB",
+                    f"{len(workers)} workers")
+
+
+def worker_peak_mb(pid: int) -> float:
+    """An index worker's peak RSS (Linux), 0 where unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
 
 
 def peak_rss_mb() -> float:
@@ -287,6 +303,7 @@ async def child(url: str, batch_json: str, root: str) -> None:
     client = client_for(url)
     store = ResultsStore(Path(root), WORKSPACE)
     await store.ensure(client, batch)
+    workers_mb = [worker_peak_mb(pid) for pid in store.worker_pids()]
     store.query(batch.id, limit=100)
     store.row_ids(batch.id, order_by="custom_id")
     store.query(batch.id, types={"errored"})
@@ -294,7 +311,8 @@ async def child(url: str, batch_json: str, root: str) -> None:
         pass
     await client.close()
     store.close()
-    print(json.dumps({"rss_mb": peak_rss_mb(), "imports_mb": imports_mb}))
+    print(json.dumps({"rss_mb": peak_rss_mb(), "imports_mb": imports_mb,
+                      "workers_mb": workers_mb}))
 
 
 @asynccontextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.emulator_fixtures import MakeEmulator
+from tui.core.models import BatchSnapshot
 from tui.core.results import KNOWN_TYPES
 from tui.service.api import BatchesAPI
 from tui.service.index_pool import IndexPool, IndexWorkerFailed, ParallelIndex
@@ -46,6 +49,7 @@ def index(directory: Path, chunks: list[bytes], pool: IndexPool | None,
     """Ingest `chunks` as one attempt; the rows and the counters it ends with."""
     db = fresh_db(directory)
     ingest = Ingest(db, directory / "b.jsonl", "b", 0)
+    ingest.range_bytes = 1  # a range per chunk: the most hand-overs
     try:
         ingest.restart(1, pool)
         for chunk in chunks:
@@ -96,48 +100,46 @@ def test_workers_index_exactly_what_the_process_does(
     assert there == here
 
 
+async def ended_batch(make: MakeEmulator, size: int) -> tuple[BatchesAPI, BatchSnapshot]:
+    emu = await make(scenario=f"large:{size}", seed=5)
+    api = BatchesAPI.connect("test-key", emu.url)
+    (batch,) = await api.list_all()
+    return api, batch
+
+
 async def test_a_big_download_through_the_workers_matches_one_in_process(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario="large:3000", seed=5)
-    api = BatchesAPI.connect("test-key", emu.url)
-    (batch,) = await api.list_all()
-    stores = {
-        "here": ResultsStore(tmp_path / "here", "ws", workers=0),
-        "there": ResultsStore(tmp_path / "there", "ws", workers=2, parallel_from=1000,
-                              feed_bytes=32 << 10),
-    }
+    api, batch = await ended_batch(make_emulator, 3000)
+    here = ResultsStore(tmp_path / "here", "ws", workers=0)
+    there = ResultsStore(tmp_path / "there", "ws", workers=2, parallel_from=1000,
+                         feed_bytes=32 << 10)
     try:
-        progress: list[int] = []
-        for name, store in stores.items():
-            status = await store.ensure(api.client, batch,
-                                        progress=lambda p: progress.append(p.stored))
-            assert status.complete and status.lines == 3000, name
-        assert stores["there"]._pool is not None and stores["there"]._pool.healthy
-        assert max(progress) == 3000 and len(progress) > 10  # stored rows grew as it went
-        here, there = (s.query(batch.id) for s in stores.values())
-        assert there == here
-        assert stores["there"].read_raw(batch.id, 2999) == stores["here"].read_raw(batch.id, 2999)
+        assert (await here.ensure(api.client, batch)).complete
+        stored: list[int] = []
+        status = await there.ensure(api.client, batch, progress=lambda p: stored.append(p.stored))
+        assert status.complete and status.lines == 3000
+        assert there._pool is not None and there._pool.healthy and there.worker_pids()
+        assert stored[-1] == 3000 and len(set(stored)) > 10  # rows showed up as they came
+        assert there.query(batch.id) == here.query(batch.id)
+        assert there.read_raw(batch.id, 2999) == here.read_raw(batch.id, 2999)
     finally:
-        for store in stores.values():
-            store.close()
+        here.close()
+        there.close()
         await api.close()
 
 
 async def test_a_worker_that_dies_leaves_the_download_to_this_process(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario="large:2000", seed=5)
-    api = BatchesAPI.connect("test-key", emu.url)
-    (batch,) = await api.list_all()
+    api, batch = await ended_batch(make_emulator, 2000)
     store = ResultsStore(tmp_path, "ws", workers=2, parallel_from=1, feed_bytes=32 << 10)
     try:
-        pool = store._pool
-        assert pool is not None and pool.ready()
-        pool._workers[1]._proc.kill()
+        assert store.start_workers()
+        os.kill(store.worker_pids()[1], signal.SIGKILL)
         status = await store.ensure(api.client, batch)
         assert status.complete and status.lines == 2000 and status.attempts == 1
-        assert store._pool is None  # in-process from now on
+        assert store._pool is None and store.worker_pids() == []  # in-process from now on
         assert len(store.custom_ids(batch.id)) == 2000
     finally:
         store.close()

@@ -116,6 +116,10 @@ class _WorkerProcess:
     def alive(self) -> bool:
         return self._dead is None
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def close(self) -> None:
         """End input (the worker exits), wait for it, kill it if it hangs."""
         with self._lock, contextlib.suppress(OSError):
@@ -158,6 +162,11 @@ class IndexPool:
         self.start()
         with self._lock:
             return self._workers[next(self._turn) % self.size]
+
+    def pids(self) -> list[int]:
+        """Process ids of the started workers."""
+        with self._lock:
+            return [worker.pid for worker in self._workers]
 
     @property
     def healthy(self) -> bool:

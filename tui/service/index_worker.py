@@ -142,6 +142,9 @@ def serve(commands: IO[bytes], answers: IO[bytes]) -> None:
 def main() -> None:
     # Rows are plain tuples and nothing here makes cycles: reference counting frees it all.
     gc.disable()
+    # The command reader thread must get in promptly: a write waits on it, and the
+    # download's rows are written one range after the other.
+    sys.setswitchinterval(0.0005)
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

@@ -114,6 +114,7 @@ async def download(
         )
         try:
             ingest = await asyncio.wrap_future(opening)
+            ingest.range_bytes = 2 * target.feed_bytes
         except asyncio.CancelledError:
             # Cancelled while another process held the file lock: close it once it opens.
             opening.add_done_callback(_close_late)
@@ -185,8 +186,8 @@ async def _stream_once(
                 if pending is not None:
                     _report(progress, await _worker(pending))
                 # Hand the bytes to the worker and go on reading while it indexes them.
-                pending = run(ingest.feed, b"".join(buffer))
-                buffer.clear()
+                pending = run(ingest.feed_chunks, buffer)
+                buffer = []
                 size = 0
                 threshold = feed_bytes
     except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
@@ -200,7 +201,7 @@ async def _stream_once(
         _report(progress, await _worker(pending))
     if buffer:
         # Even after a cut: whole lines that arrived are worth keeping.
-        await _worker(run(ingest.feed, b"".join(buffer)))
+        await _worker(run(ingest.feed_chunks, buffer))
     _report(progress, await _worker(run(ingest.finish, failure is None)))
     return failure
 

@@ -64,11 +64,14 @@ class Ingest:
         # caller finds the store complete) rather than write over its file.
         fcntl.flock(self._raw.fileno(), fcntl.LOCK_EX)
         self._parallel: ParallelIndex | None = None
+        self.range_bytes = 2 << 20
+        """Lines given to a worker at once (after the first few): each range costs a commit."""
         self._reset_counters()
 
     def _reset_counters(self) -> None:
         self._splitter = LineSplitter()
         self._handed = 0  # raw bytes handed to the workers (whole lines)
+        self._line_end = 0  # raw bytes up to the end of the last whole line
         self._rows: list[IndexRecord] = []
         self.lines = 0  # parsed
         self.stored = 0  # committed, visible to readers
@@ -104,16 +107,29 @@ class Ingest:
         if pool is not None:
             self._parallel = ParallelIndex(pool, self._db_path, self._raw_path, self.key)
 
+    def feed_chunks(self, chunks: list[bytes]) -> DownloadProgress:
+        """`feed` for consecutive chunks; the workers' path never joins them."""
+        if self._parallel is None:
+            return self.feed(b"".join(chunks))
+        self._raw.writelines(chunks)
+        position = self.bytes = self.bytes + sum(map(len, chunks))
+        for chunk in reversed(chunks):  # where the last whole line ends
+            position -= len(chunk)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                self._line_end = position + newline + 1
+                break
+        # The first lines at once (first rows show early), then ranges of `range_bytes`.
+        if not self._handed or self._line_end - self._handed >= self.range_bytes:
+            self._hand_over(self._line_end, last=False)
+        return self.progress()
+
     def feed(self, data: bytes) -> DownloadProgress:
         """Store a chunk of the stream and index the lines it completes."""
-        self._raw.write(data)
-        start = self.bytes
-        self.bytes += len(data)
         if self._parallel is not None:
-            newline = data.rfind(b"\n")
-            if newline >= 0:
-                self._hand_over(start + newline + 1, last=False)
-            return self.progress()
+            return self.feed_chunks([data])
+        self._raw.write(data)
+        self.bytes += len(data)
         self._parse(*self._splitter.feed_parts(data))
         if len(self._rows) >= COMMIT_ROWS or (self._rows and not self.stored):
             self._commit()
@@ -128,6 +144,8 @@ class Ingest:
         if self._parallel is not None:
             if end_of_stream:
                 self._hand_over(self.bytes, last=True)
+            else:  # the whole lines held back for a bigger range; a torn last one is not
+                self._hand_over(self._line_end, last=False)
             self._parallel.wait()
             self._take_worker_counts()
         elif end_of_stream:

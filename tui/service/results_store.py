@@ -150,6 +150,10 @@ class ResultsStore:
         until they answer (blocking: call it from a thread). False if there are none."""
         return self._pool is not None and self._pool.ready()
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running index workers (for diagnostics)."""
+        return self._pool.pids() if self._pool is not None else []
+
     def disable_workers(self) -> None:
         """Index in this process from now on (a worker failed)."""
         with self._lock:
