@@ -48,8 +48,7 @@ def index(directory: Path, chunks: list[bytes], pool: IndexPool | None,
           end_of_stream: bool = True) -> tuple[list[tuple[Any, ...]], tuple[int, ...]]:
     """Ingest `chunks` as one attempt; the rows and the counters it ends with."""
     db = fresh_db(directory)
-    ingest = Ingest(db, directory / "b.jsonl", "b", 0)
-    ingest.range_bytes = 1  # a range per chunk: the most hand-overs
+    ingest = Ingest(db, directory / "b.jsonl", "b", 0, range_bytes=1)  # a range per chunk
     try:
         ingest.restart(1, pool)
         for chunk in chunks:

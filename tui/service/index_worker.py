@@ -8,15 +8,14 @@ behind parses of later ranges.
 
 * ``{"op": "parse", "id": N, "raw": PATH, "start": S, "end": E, "last": BOOL}`` indexes the
   lines of bytes ``S..E`` of ``PATH`` (which end with ``\\n``, or at the end of the stream
-  when ``last``), numbering them from 0, and keeps the rows: answers ``{"id": N, "lines":
-  L, "malformed": M, "unknown": U}``.
+  when ``last``), numbering them from 0, and keeps the rows: answers with ``"lines": L,
+  "malformed": M, "unknown": U``.
 * ``{"op": "insert", "id": N, "db": PATH, "key": K, "seq": B}`` writes the rows kept for
-  job N into the index at ``PATH``, as batch K's rows from seq B on, in one transaction:
-  answers ``{"id": N}``.
+  job N into the index at ``PATH``, as batch K's rows from seq B on, in one transaction.
 * ``{"op": "drop", "id": N}`` forgets job N's rows (an abandoned download).
 * ``{"op": "ping", "id": N}`` is answered at once (the worker has booted).
 
-A failure answers ``{"id": N, "error": TEXT}``; the worker goes on with the next command.
+A failure is answered with ``"error": TEXT``; the worker goes on with the next command.
 End of input ends it.
 """
 
@@ -34,7 +33,7 @@ from typing import IO, Any
 import orjson
 
 from tui.core.results import LineBatch, index_lines
-from tui.service.results_schema import connect, insert_rows, transaction
+from tui.service.results_schema import connect_writer, insert_rows, transaction
 
 
 class Worker:
@@ -80,10 +79,7 @@ class Worker:
     def insert(self, batch: LineBatch, db: str, key: int, seq: int) -> None:
         conn = self.connections.get(db)
         if conn is None:
-            conn = connect(Path(db))
-            # The parent checkpoints once the download is over (see `Ingest.close`).
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
-            self.connections[db] = conn
+            conn = self.connections[db] = connect_writer(Path(db))  # `Ingest.close` checkpoints
         with transaction(conn):
             insert_rows(conn, key, batch.rows, seq)
 

@@ -110,11 +110,10 @@ async def download(
     try:
         opening = executor.submit(
             Ingest, target.db_path, target.raw_path(batch.id), batch.id,
-            batch.request_counts.total,
+            batch.request_counts.total, range_bytes=2 * target.feed_bytes,
         )
         try:
             ingest = await asyncio.wrap_future(opening)
-            ingest.range_bytes = 2 * target.feed_bytes
         except asyncio.CancelledError:
             # Cancelled while another process held the file lock: close it once it opens.
             opening.add_done_callback(_close_late)

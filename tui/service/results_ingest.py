@@ -23,7 +23,7 @@ from tui.service.results_files import private_file
 from tui.service.results_schema import (
     DELETE_ROWS,
     STATUS_COLUMNS,
-    connect,
+    connect_writer,
     custom_id_index,
     id_range,
     insert_rows,
@@ -43,18 +43,17 @@ class Ingest:
     in `finalize`, in one statement, rather than kept up to date row by row.
 
     Given an `IndexPool` at `restart`, the lines are parsed and written by worker processes
-    instead: each `feed` hands them the whole lines it completes, as a byte range of the
-    raw file.
+    instead: the whole lines fed so far are handed over as a byte range of the raw file,
+    the first at once, then whenever `range_bytes` more have come.
     """
 
-    def __init__(self, db_path: Path, raw_path: Path, batch_id: str, expected: int) -> None:
+    def __init__(self, db_path: Path, raw_path: Path, batch_id: str, expected: int, *,
+                 range_bytes: int = 2 << 20) -> None:
         self.batch_id = batch_id
         self.expected = expected
         self.attempt = 0
         self.key = 0
-        self._conn = connect(db_path)
-        # Checkpoints fsync; run one when the download is over (`close`), not in the middle.
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._conn = connect_writer(db_path)  # checkpointed in `close`
         private_file(raw_path)
         self._db_path = db_path
         self._raw_path = raw_path
@@ -64,7 +63,7 @@ class Ingest:
         # caller finds the store complete) rather than write over its file.
         fcntl.flock(self._raw.fileno(), fcntl.LOCK_EX)
         self._parallel: ParallelIndex | None = None
-        self.range_bytes = 2 << 20
+        self.range_bytes = range_bytes
         """Lines given to a worker at once (after the first few): each range costs a commit."""
         self._reset_counters()
 

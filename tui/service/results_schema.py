@@ -113,6 +113,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """A connection for writing a download's rows: no automatic checkpoint in the middle
+    (checkpoints fsync; the downloading process runs one when it is over)."""
+    conn = connect(path)
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
+
+
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
