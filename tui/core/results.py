@@ -76,7 +76,7 @@ then the 5-minute / 1-hour split of cache writes (succeeded results only). A pla
 built once per result, that goes straight into SQLite."""
 
 
-def _bare(
+def bare_record(
     seq: int,
     custom_id: str,
     kind: str,
@@ -136,7 +136,7 @@ def cache_split(split: object, total: int | None) -> tuple[int, int]:
 def _malformed(line: bytes, seq: int, offset: int) -> IndexRecord:
     match = _CUSTOM_ID_RE.search(line)
     custom_id = match.group(1).decode("ascii") if match else ""
-    return _bare(seq, custom_id, MALFORMED, offset, len(line))
+    return bare_record(seq, custom_id, MALFORMED, offset, len(line))
 
 
 def parse_line(line: bytes) -> LineRecord:
@@ -203,10 +203,10 @@ def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
         envelope = result.get("error")
         inner = envelope.get("error") if type(envelope) is dict else None
         if type(inner) is not dict:
-            return _bare(seq, custom_id, kind, offset, len(line))
+            return bare_record(seq, custom_id, kind, offset, len(line))
         error_type = inner.get("type")
         message_text = inner.get("message")
-        return _bare(
+        return bare_record(
             seq,
             custom_id,
             kind,
@@ -215,37 +215,7 @@ def index_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
             error_type if type(error_type) is str else None,
             truncate_message(message_text) if type(message_text) is str else None,
         )
-    return _bare(seq, custom_id, kind, offset, len(line))
-
-
-@dataclass(slots=True)
-class LineBatch:
-    """The index rows of some consecutive lines, and what they held."""
-
-    rows: list[IndexRecord]
-    malformed: int = 0
-    unknown: int = 0
-
-
-def index_lines(lines: Iterable[bytes], seq: int, offset: int) -> LineBatch:
-    """Index consecutive `lines` (each was followed by one ``\\n``; blank ones are skipped
-    and take no seq), the first of which starts at byte `offset` and gets `seq`."""
-    batch = LineBatch([])
-    append = batch.rows.append
-    for line in lines:
-        length = len(line)
-        if length and not line.isspace():  # is_blank(), inlined: once per result
-            row = index_record(line, seq, offset)
-            kind = row[2]
-            if kind not in KNOWN_TYPES:
-                if kind == MALFORMED:
-                    batch.malformed += 1
-                else:
-                    batch.unknown += 1
-            append(row)
-            seq += 1
-        offset += length + 1
-    return batch
+    return bare_record(seq, custom_id, kind, offset, len(line))
 
 
 class LineSplitter:

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from tui.core.results import LineBatch, index_lines
+from tui.core.line_index import LineBatch, index_lines
 from tui.service.results_schema import connect_writer, insert_rows, transaction
 
 

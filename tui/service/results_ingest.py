@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from tui.core.line_index import index_lines
 from tui.core.models import format_time
 from tui.core.results import (
     DownloadProgress,
     IndexRecord,
     LineSplitter,
     StoreStatus,
-    index_lines,
 )
 from tui.service.index_pool import IndexPool, IndexWorkerFailed, ParallelIndex
 from tui.service.results_files import private_file
