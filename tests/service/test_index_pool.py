@@ -7,7 +7,9 @@ import itertools
 import os
 import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -160,31 +162,63 @@ def test_the_worker_commands(tmp_path: Path) -> None:
     raw.write_bytes(b"\n".join(lines) + b"\n" + result_line(3, "expired"))
     db = str(fresh_db(tmp_path))
     size = raw.stat().st_size
-    worker = Worker()
+    answers: list[dict[str, Any]] = []
+    worker = Worker(answers.append)
+
+    def run(command: dict[str, Any]) -> list[dict[str, Any]]:
+        answers.clear()
+        worker.handle(command)
+        return list(answers)
+
     parse = {"op": "parse", "raw": str(raw), "start": 0, "end": size}
-    assert worker.handle({"op": "ping", "id": 1}) == {"op": "ping", "id": 1}
-    assert worker.handle({**parse, "id": 2, "last": True}) == {
-        "op": "parse", "id": 2, "lines": 4, "malformed": 1, "unknown": 0}
-    assert worker.handle({"op": "insert", "id": 2, "db": db, "key": 7, "seq": 10}) == {
-        "op": "insert", "id": 2}
+    insert = {"op": "insert", "db": db, "key": 7}
+    assert run({"op": "ping", "id": 1}) == [{"op": "ping", "id": 1}]
+    # Counted first (blank lines take no seq), then parsed.
+    assert run({**parse, "id": 2, "last": True}) == [
+        {"op": "count", "id": 2, "lines": 4},
+        {"op": "parse", "id": 2, "lines": 4, "malformed": 1, "unknown": 0}]
+    assert run({**insert, "id": 2, "seq": 10}) == [{"op": "insert", "id": 2}]
+    # An insert order may come before the parse: it is made once the rows are there.
+    assert run({**insert, "id": 5, "seq": 14}) == []
+    assert run({**parse, "id": 5, "last": True}) == [
+        {"op": "count", "id": 5, "lines": 4},
+        {"op": "parse", "id": 5, "lines": 4, "malformed": 1, "unknown": 0},
+        {"op": "insert", "id": 5}]
     # Not the end of the stream: the unterminated last line is not a line yet.
-    assert worker.handle({**parse, "id": 3, "last": False})["lines"] == 3
-    assert worker.handle({"op": "drop", "id": 3}) == {"op": "drop", "id": 3}
+    assert run({**parse, "id": 3, "last": False})[0]["lines"] == 3
+    assert run({"op": "drop", "id": 3}) == [{"op": "drop", "id": 3}]
     with pytest.raises(KeyError):  # dropped: nothing left to insert
-        worker.handle({"op": "insert", "id": 3, "db": db, "key": 7, "seq": 0})
+        worker.handle({**insert, "id": 3, "seq": 0})
+    # Dropped while its insert waits for the parse: the insert is answered with an error,
+    # and the parse that comes later keeps nothing.
+    assert run({**insert, "id": 4, "seq": 0}) == []
+    assert run({"op": "drop", "id": 4}) == [{"op": "insert", "id": 4, "error": "dropped"},
+                                            {"op": "drop", "id": 4}]
+    assert run({**parse, "id": 4, "last": True})[-1]["op"] == "parse"
+    assert 4 not in worker.kept and not worker.ready
     with pytest.raises(ValueError, match="unknown command"):
-        worker.handle({"op": "fly", "id": 4})
+        worker.handle({"op": "fly", "id": 6})
     conn = sqlite3.connect(db)
     rows = conn.execute("SELECT seq, id - (7 << 32), batch_key, type FROM result_rows").fetchall()
-    assert rows == [(10, 10, 7, "succeeded"), (11, 11, 7, "errored"), (12, 12, 7, "malformed"),
-                    (13, 13, 7, "expired")]
-    for connection in worker.connections.values():
-        connection.close()
+    kinds = ["succeeded", "errored", "malformed", "expired"]
+    assert rows == [(seq, seq, 7, kinds[seq % 4 - 2]) for seq in range(10, 18)]
+    worker.close()
+
+
+def test_a_range_missing_from_the_file_fails_its_count(tmp_path: Path) -> None:
+    answers: list[dict[str, Any]] = []
+    worker = Worker(answers.append)
+    with pytest.raises(FileNotFoundError):
+        worker.handle({"op": "parse", "id": 1, "raw": str(tmp_path / "gone"), "start": 0,
+                       "end": 5})
+    assert answers == [{"op": "count", "id": 1,
+                        "error": answers[0]["error"]}]
+    assert "FileNotFoundError" in answers[0]["error"]
 
 
 def test_serve_answers_every_command_and_reports_failures(tmp_path: Path) -> None:
-    commands = [{"op": "ping", "id": 1}, {"op": "insert", "id": 2, "db": "x", "key": 1,
-                                          "seq": 0}, {"op": "fly", "id": 3}]
+    commands = [{"op": "ping", "id": 1}, {"op": "drop", "id": 2},
+                {"op": "insert", "id": 2, "db": "x", "key": 1, "seq": 0}, {"op": "fly", "id": 3}]
     out = io.BytesIO()
     serve(io.BytesIO(b"".join(orjson.dumps(c) + b"\n" for c in commands) + b"\n{oops\n"), out)
     got = {(a["op"], a["id"]): a for a in map(orjson.loads, out.getvalue().splitlines())}
@@ -192,3 +226,100 @@ def test_serve_answers_every_command_and_reports_failures(tmp_path: Path) -> Non
     assert "KeyError" in got[("insert", 2)]["error"]
     assert "unknown command" in got[("fly", 3)]["error"]
     assert "JSONDecodeError" in got[(None, None)]["error"]
+
+
+class FakeWorker:
+    """Records commands; the test answers them by hand."""
+
+    alive = True
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.pending: dict[tuple[str, int], Future[dict[str, Any]]] = {}
+
+    def send_expecting(self, command: dict[str, Any],
+                       ops: tuple[str, ...]) -> list[Future[dict[str, Any]]]:
+        self.sent.append(command)
+        futures: list[Future[dict[str, Any]]] = [Future() for _ in ops]
+        for op, future in zip(ops, futures, strict=True):
+            self.pending[(op, command["id"])] = future
+        return futures
+
+    def send(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
+        return self.send_expecting(command, (command["op"],))[0]
+
+    def answer(self, op: str, job: int, **fields: Any) -> None:
+        self.pending.pop((op, job)).set_result({"op": op, "id": job, **fields})
+
+    def fail(self, op: str, job: int) -> None:
+        self.pending.pop((op, job)).set_exception(IndexWorkerFailed("boom"))
+
+    def orders(self, op: str) -> list[tuple[int, int | None]]:
+        return [(c["id"], c.get("seq")) for c in self.sent if c["op"] == op]
+
+
+class FakePool:
+    def __init__(self, worker: FakeWorker) -> None:
+        self.worker = worker
+        self.jobs = itertools.count(1)
+
+    def pick(self) -> FakeWorker:
+        return self.worker
+
+    def job(self) -> int:
+        return next(self.jobs)
+
+
+def fake_parallel(tmp_path: Path) -> tuple[ParallelIndex, FakeWorker]:
+    worker = FakeWorker()
+    parallel = ParallelIndex(FakePool(worker), tmp_path / "i", tmp_path / "r", 1)  # type: ignore[arg-type]
+    for start in (0, 10, 20):
+        parallel.submit(start, start + 10, last=False)
+    return parallel, worker
+
+
+def test_each_range_gets_its_first_seq_once_the_lines_before_it_are_counted(
+    tmp_path: Path,
+) -> None:
+    parallel, worker = fake_parallel(tmp_path)
+    worker.answer("count", 1, lines=5)
+    worker.answer("count", 3, lines=7)
+    assert worker.orders("insert") == [(1, 0)]  # range 3 waits for range 2's count
+    worker.answer("count", 2, lines=4)
+    assert worker.orders("insert") == [(1, 0), (2, 5), (3, 9)]
+    for job, lines in ((1, 5), (2, 4), (3, 7)):
+        worker.answer("parse", job, lines=lines, malformed=job == 2, unknown=0)
+    # Written out of order: readers count only the written ranges before the first gap.
+    worker.answer("insert", 3)
+    assert parallel.lines == 0
+    worker.answer("insert", 1)
+    assert parallel.lines == 5
+    worker.answer("insert", 2)
+    assert (parallel.lines, parallel.malformed) == (16, 1)
+    parallel.wait(timeout=1)
+
+
+def test_a_failed_write_drops_the_rest_and_waits_for_writes_under_way(tmp_path: Path) -> None:
+    parallel, worker = fake_parallel(tmp_path)
+    for job, lines in ((1, 5), (2, 4), (3, 7)):
+        worker.answer("count", job, lines=lines)
+    worker.fail("insert", 2)
+    assert [job for job, _ in worker.orders("drop")] == [1, 2, 3]
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            parallel.wait(timeout=10)
+        except IndexWorkerFailed as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=wait)
+    waiting.start()
+    waiting.join(timeout=0.2)
+    assert waiting.is_alive()  # inserts 1 and 3 are still under way
+    worker.answer("parse", 1, lines=5, malformed=0, unknown=0)
+    worker.answer("insert", 1)
+    assert waiting.is_alive()
+    worker.fail("insert", 3)  # dropped before it was written
+    waiting.join(timeout=5)
+    assert not waiting.is_alive() and "boom" in str(raised[0])

@@ -137,6 +137,12 @@ class LineBatch:
     malformed: int = 0
     unknown: int = 0
 
+    def extend(self, later: LineBatch) -> None:
+        """Add the rows of the lines that follow."""
+        self.rows.extend(later.rows)
+        self.malformed += later.malformed
+        self.unknown += later.unknown
+
 
 def index_lines(lines: Iterable[bytes], seq: int, offset: int) -> LineBatch:
     """Index consecutive `lines` (each was followed by one ``\\n``; blank ones are skipped

@@ -1,20 +1,21 @@
-"""Index worker processes, and the ordered hand-off of one download's byte ranges to them.
+"""Index worker processes, and the hand-off of one download's byte ranges to them.
 
 Parsing a results line is CPU work that holds the GIL, so on a machine with cores to spare a
 big download is indexed by `tui.service.index_worker` processes while this process reads the
-network. Ranges are parsed in parallel; their rows are written one range at a time, in
-stream order, so every row gets the seq it would have had and SQLite has one writer.
+network. Ranges are parsed and written in parallel: each range's first seq is known as soon
+as the lines before it are counted, so every row gets the seq it would have had in-process,
+and the workers take turns writing, so SQLite has one writer at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import subprocess
 import sys
 import threading
-from collections import deque
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,19 @@ class _WorkerProcess:
 
     def send(self, command: dict[str, Any]) -> Future[dict[str, Any]]:
         """Queue a command; its future holds the answer (or `IndexWorkerFailed`)."""
-        future: Future[dict[str, Any]] = Future()
+        (future,) = self.send_expecting(command, (command["op"],))
+        return future
+
+    def send_expecting(
+        self, command: dict[str, Any], ops: tuple[str, ...]
+    ) -> list[Future[dict[str, Any]]]:
+        """Queue a command answered once per op in `ops`: a future for each answer."""
+        futures: list[Future[dict[str, Any]]] = [Future() for _ in ops]
         with self._lock:
             dead = self._dead
             if dead is None:
-                self._waiting[(command["op"], command["id"])] = future
+                for op, future in zip(ops, futures, strict=True):
+                    self._waiting[(op, command["id"])] = future
                 try:
                     self._stdin.write(orjson.dumps(command) + b"\n")
                     self._stdin.flush()
@@ -80,9 +89,10 @@ class _WorkerProcess:
                     dead = f"index worker unreachable: {exc}"
         if dead is not None:
             self._fail(dead)
-            if not future.done():
-                future.set_exception(IndexWorkerFailed(dead))
-        return future
+            for future in futures:
+                if not future.done():
+                    future.set_exception(IndexWorkerFailed(dead))
+        return futures
 
     def _read(self, answers: IO[bytes]) -> None:
         for line in answers:
@@ -188,11 +198,18 @@ class IndexPool:
 class _Range:
     job: int
     worker: _WorkerProcess
+    counted: Future[dict[str, Any]]
     parsed: Future[dict[str, Any]]
+    written: bool = False
 
 
 class ParallelIndex:
-    """One download attempt's ranges: parsed by the pool, written in stream order.
+    """One download attempt's ranges: parsed and written by the pool, each with its own seqs.
+
+    A worker answers each range's line count before parsing it, so every range gets its
+    first seq (the lines before it) early; then whichever worker has parsed a range writes
+    it, in any order, taking turns on the index's write lock. Readers see the rows of a
+    range once written; `lines` counts the written ranges before the first unwritten one.
 
     `submit` is called from the thread that writes the raw file, after the range's bytes
     are written and flushed; everything else runs on the workers' reader threads.
@@ -203,11 +220,14 @@ class ParallelIndex:
         self._db = str(db_path)
         self._raw = str(raw_path)
         self._key = batch_key
-        self._ranges: deque[_Range] = deque()
+        self._ranges: list[_Range] = []
+        self._head = 0  # the first range not written (all before it are)
+        self._counted = 0  # ranges given their first seq
+        self._next_seq = 0
+        self._inserting = 0  # insert orders not answered yet
         self._cond = threading.Condition()
-        self._writing = False
         self.failure: IndexWorkerFailed | None = None
-        self.lines = 0  # written, visible to readers
+        self.lines = 0  # in the written ranges before `_head`: visible, in stream order
         self.malformed = 0
         self.unknown = 0
 
@@ -217,63 +237,74 @@ class ParallelIndex:
         job = self._pool.job()
         command = {"op": "parse", "id": job, "raw": self._raw, "start": start, "end": end,
                    "last": last}
-        entry = _Range(job, worker, worker.send(command))
+        counted, parsed = worker.send_expecting(command, ("count", "parse"))
+        entry = _Range(job, worker, counted, parsed)
         with self._cond:
             self._ranges.append(entry)
-        entry.parsed.add_done_callback(lambda _: self._advance())
+        counted.add_done_callback(lambda _: self._assign())
+        parsed.add_done_callback(lambda done: self._check(done))
 
-    def _advance(self) -> None:
-        """Write the oldest range if it is parsed and no write is under way."""
+    def _assign(self) -> None:
+        """Give each counted range whose predecessors are counted its first seq."""
+        orders: list[tuple[_Range, int]] = []
         with self._cond:
-            if self._writing or not self._ranges or not self._ranges[0].parsed.done():
-                return
-            entry = self._ranges[0]
-            error = entry.parsed.exception()
-            if error is not None or self.failure is not None:
+            while self.failure is None and self._counted < len(self._ranges):
+                entry = self._ranges[self._counted]
+                if not entry.counted.done():
+                    break
+                error = entry.counted.exception()
+                if error is not None:
+                    self._give_up(error)
+                    return
+                orders.append((entry, self._next_seq))
+                self._next_seq += int(entry.counted.result()["lines"])
+                self._counted += 1
+            self._inserting += len(orders)
+        for entry, seq in orders:
+            command = {"op": "insert", "id": entry.job, "db": self._db, "key": self._key,
+                       "seq": seq}
+            entry.worker.send(command).add_done_callback(functools.partial(self._written, entry))
+
+    def _check(self, parsed: Future[dict[str, Any]]) -> None:
+        error = parsed.exception()
+        if error is not None:
+            with self._cond:
                 self._give_up(error)
-                return
-            self._writing = True
-            seq = self.lines
-        command = {"op": "insert", "id": entry.job, "db": self._db, "key": self._key, "seq": seq}
-        written = entry.worker.send(command)
-        written.add_done_callback(lambda done: self._written(entry, done))
 
     def _written(self, entry: _Range, done: Future[dict[str, Any]]) -> None:
         with self._cond:
-            self._writing = False
+            self._inserting -= 1
             error = done.exception()
-            if self.failure is not None:  # given up meanwhile: `wait` waited for this write
-                self._cond.notify_all()
-                return
             if error is not None:
                 self._give_up(error)
                 return
-            counts = entry.parsed.result()
-            self._ranges.popleft()
-            self.lines += int(counts["lines"])
-            self.malformed += int(counts["malformed"])
-            self.unknown += int(counts["unknown"])
+            entry.written = True
+            while self._head < len(self._ranges) and self._ranges[self._head].written:
+                counts = self._ranges[self._head].parsed.result()  # answered before the write
+                self.lines += int(counts["lines"])
+                self.malformed += int(counts["malformed"])
+                self.unknown += int(counts["unknown"])
+                self._head += 1
             self._cond.notify_all()
-        self._advance()
 
     def _give_up(self, error: BaseException | None) -> None:
-        """Called holding the condition: stop writing, release the rows kept in workers."""
+        """Called holding the condition: stop writing, release what the workers hold."""
         if self.failure is None:
             reason = str(error) if error is not None else "an earlier range failed"
             self.failure = IndexWorkerFailed(reason)
-        while self._ranges:
-            entry = self._ranges.popleft()
-            if entry.worker.alive:
-                entry.worker.send({"op": "drop", "id": entry.job})
+            for entry in self._ranges[self._head:]:
+                if not entry.written and entry.worker.alive:
+                    entry.worker.send({"op": "drop", "id": entry.job})
         self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every submitted range is written; raises `IndexWorkerFailed`."""
         with self._cond:
-            # Even after a failure, a write under way is waited for: the caller may delete
+            # Even after a failure, writes under way are waited for: the caller may delete
             # the rows next, and a commit landing after that would leave strays.
             finished = self._cond.wait_for(
-                lambda: not self._writing and (self.failure is not None or not self._ranges),
+                lambda: not self._inserting
+                and (self.failure is not None or self._head == len(self._ranges)),
                 timeout=timeout,
             )
             if self.failure is not None:
