@@ -264,6 +264,7 @@ async def test_a_batch_created_elsewhere_is_discovered_on_the_next_first_page(
         assert fresh.id not in h.monitor.state.batches
         await h.run_for(2)
         assert fresh.id in h.monitor.state.batches
+        await asyncio.wait_for(h.monitor.flushed(), 5)
         assert len(h.sink.named(BATCH_DISCOVERED, fresh.id)) == 1
         lists = h.called("list")
     assert len(lists) == 2  # the initial sync and one discovery
@@ -623,4 +624,5 @@ async def test_refresh_now_with_ids_retrieves_only_those(
         await asyncio.wait_for(h.monitor.refresh_now([fresh]), 5)
         assert [(c.method, c.target) for _, c in h.calls[before:]] == [("retrieve", fresh)]
         assert fresh in h.monitor.state.batches
+        await asyncio.wait_for(h.monitor.flushed(), 5)  # events are written after the poll
         assert len(h.sink.named(BATCH_DISCOVERED, fresh)) == 1
