@@ -158,6 +158,11 @@ class IndexPool:
             if not self._workers:
                 self._workers = [_WorkerProcess() for _ in range(self.size)]
 
+    @property
+    def started(self) -> bool:
+        with self._lock:
+            return bool(self._workers)
+
     def ready(self, timeout: float = BOOT_SECONDS) -> bool:
         """Start the workers and wait until each answers; False if one did not in time."""
         self.start()

@@ -150,6 +150,19 @@ class ResultsStore:
         until they answer (blocking: call it from a thread). False if there are none."""
         return self._pool is not None and self._pool.ready()
 
+    def prewarm(self, batch: BatchSnapshot) -> bool:
+        """Start the index workers without waiting for them, if opening `batch` would
+        download enough results to use them: by the time it is opened they have booted.
+        True if this started them."""
+        pool = self.index_pool(batch.request_counts.total)
+        if pool is None or pool.started or not batch.is_ended or batch.archived_at is not None:
+            return False
+        status = self.status(batch.id)
+        if status is not None and status.complete:
+            return False
+        pool.start()
+        return True
+
     def worker_pids(self) -> list[int]:
         """Process ids of the running index workers (for diagnostics)."""
         return self._pool.pids() if self._pool is not None else []

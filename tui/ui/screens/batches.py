@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -14,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tui.core.batch_view import (
@@ -44,6 +46,7 @@ AGE_REFRESH_TICKS = 5  # re-render ages and countdowns every this many header ti
 _STATUS = Binding.Group("status")
 _MATCH = Binding.Group("match")
 NOTE_WIDTH = 90
+PREWARM_AFTER_S = 0.3  # the cursor rests this long on a batch before its workers boot
 
 # Actions that change batches or the ledger: removed in read-only mode.
 WRITE_ACTIONS = frozenset({"cancel", "delete", "retry", "submit", "attach", "label"})
@@ -140,6 +143,7 @@ class BatchesScreen(Screen[None]):
         self._ticks = 0
         self._columns: tuple[Column, ...] = columns_for(False)  # the columns shown
         self._follow: str | None = None  # a batch this session created: the cursor goes there
+        self._prewarm_timer: Timer | None = None
 
     @property
     def batches_app(self) -> BatchtopApp:
@@ -385,11 +389,15 @@ class BatchesScreen(Screen[None]):
     def _style(self, name: str) -> str:
         return str(self.get_component_rich_style(f"batches--{name}", partial=True))
 
-    def _update_row_note(self) -> None:
-        """The basis of the cursor row's ETA (the cell itself is only "~12m")."""
+    def _cursor_batch(self) -> BatchSnapshot | None:
         rows, key = self._rows, self.table.cursor_key
         index = rows.index_of(key) if rows is not None and key is not None else None
-        eta = rows.eta(rows.batches[index]) if rows is not None and index is not None else None
+        return rows.batches[index] if rows is not None and index is not None else None
+
+    def _update_row_note(self) -> None:
+        """The basis of the cursor row's ETA (the cell itself is only "~12m")."""
+        batch, rows = self._cursor_batch(), self._rows
+        eta = rows.eta(batch) if rows is not None and batch is not None else None
         note = self.query_one("#row-note", Static)
         note.display = eta is not None
         if eta is not None:
@@ -399,6 +407,17 @@ class BatchesScreen(Screen[None]):
     @on(VirtualTable.Highlighted, "#batches")
     def _on_highlighted(self, event: VirtualTable.Highlighted) -> None:
         self._update_row_note()
+        if self._prewarm_timer is not None:
+            self._prewarm_timer.stop()
+        self._prewarm_timer = self.set_timer(PREWARM_AFTER_S, self._prewarm)
+
+    def _prewarm(self) -> None:
+        """The cursor rests on a big ended batch not downloaded yet: boot the index workers
+        now, so that opening it does not wait for them."""
+        store, batch = self.batches_app.results_store, self._cursor_batch()
+        if store is not None and batch is not None:
+            self.run_worker(functools.partial(store.prewarm, batch), thread=True,
+                            group="prewarm", exit_on_error=False, name="prewarm index workers")
 
     # -- "+N new" -----------------------------------------------------------------------------
 
