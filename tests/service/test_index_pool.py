@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.emulator_fixtures import MakeEmulator
 from tui.core.models import BatchSnapshot
-from tui.core.results import KNOWN_TYPES
+from tui.core.results import KNOWN_TYPES, DownloadProgress
 from tui.service.api import BatchesAPI
 from tui.service.index_pool import IndexPool, IndexWorkerFailed, ParallelIndex
 from tui.service.index_worker import Worker, serve
@@ -323,3 +323,35 @@ def test_a_failed_write_drops_the_rest_and_waits_for_writes_under_way(tmp_path: 
     worker.fail("insert", 3)  # dropped before it was written
     waiting.join(timeout=5)
     assert not waiting.is_alive() and "boom" in str(raised[0])
+
+
+async def test_a_worker_killed_mid_download_leaves_a_whole_store(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """Ranges are written out of order: killed half-way, the attempt is redone in this
+    process and the store holds every row once, with contiguous seqs."""
+    api, batch = await ended_batch(make_emulator, 3000)
+    reference = ResultsStore(tmp_path / "ref", "ws", workers=0)
+    store = ResultsStore(tmp_path / "t", "ws", workers=2, parallel_from=1, feed_bytes=16 << 10)
+    try:
+        assert (await reference.ensure(api.client, batch)).complete
+        assert store.start_workers()
+        victim = store.worker_pids()[0]
+        killed: list[int] = []
+
+        def kill_once(progress: DownloadProgress) -> None:
+            if not killed and progress.bytes:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(progress.lines)
+
+        status = await store.ensure(api.client, batch, progress=kill_once)
+        assert killed and status.complete and status.lines == 3000
+        assert store.query(batch.id, limit=5000) == reference.query(batch.id, limit=5000)
+        conn = sqlite3.connect(store.db_path)
+        assert conn.execute("SELECT count(*), min(seq), max(seq) FROM result_rows").fetchone() \
+            == (3000, 0, 2999)
+        conn.close()
+    finally:
+        reference.close()
+        store.close()
+        await api.close()
