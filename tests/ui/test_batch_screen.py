@@ -628,3 +628,27 @@ def test_next_match_is_the_nearest_hit_in_the_direction_wrapping(
     distance = ((start - found) if backwards else (found - start)) % len(seqs) or len(seqs)
     skipped = [seqs[(start + (-n if backwards else n)) % len(seqs)] for n in range(1, distance)]
     assert not hits & set(skipped)
+
+
+def test_download_progress_is_passed_on_at_most_ten_times_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 100 MB download reports about a hundred times; the screen redraws for a few."""
+    screen = BatchScreen(BATCH_ID)
+    posted: list[DownloadProgress] = []
+    monkeypatch.setattr(screen, "post_message", lambda message: posted.append(message.progress))
+    clock = [100.0]
+    monkeypatch.setattr("tui.ui.screens.batch.time.monotonic", lambda: clock[0])
+
+    def report(attempt: int, lines: int, after_s: float = 0.01) -> None:
+        clock[0] += after_s
+        screen._post_progress(DownloadProgress(BATCH_ID, attempt, lines, lines * 1000, 9000,
+                                               stored=lines))
+
+    report(1, 0)  # the first report of an attempt
+    report(1, 10)  # the first with rows: they are shown at once
+    for lines in range(20, 90, 10):
+        report(1, lines)  # 70 ms: held back
+    report(1, 95, after_s=0.05)  # 0.1 s after the last one shown
+    report(2, 0)  # a new attempt starts over
+    assert [(p.attempt, p.lines) for p in posted] == [(1, 0), (1, 10), (1, 95), (2, 0)]

@@ -98,6 +98,8 @@ class BatchScreen(Screen[None]):
 
     INGEST_REFRESH_S: ClassVar[float] = 0.25
     """Least time between two table refreshes while results are coming in."""
+    PROGRESS_EVERY_S: ClassVar[float] = 0.1
+    """Least time between two progress reports shown while results are coming in."""
 
     _TYPES = Binding.Group("by type", compact=True)
     _MATCH = Binding.Group("match", compact=True)
@@ -153,6 +155,8 @@ class BatchScreen(Screen[None]):
         self._batch: BatchSnapshot | None = None
         self._phase = Phase.LOADING
         self._progress: DownloadProgress | None = None
+        self._progress_posted: DownloadProgress | None = None  # the last report passed on
+        self._progress_posted_at = 0.0
         self._status: StoreStatus | None = None
         self._error: str | None = None
         self._attempt = 0
@@ -360,7 +364,7 @@ class BatchScreen(Screen[None]):
 
     @work(exclusive=True, group="download", exit_on_error=False, name="results download")
     async def _download(self, batch: BatchSnapshot) -> None:
-        self._progress = None
+        self._progress = self._progress_posted = None
         self._new_download()
         self._set_phase(Phase.DOWNLOADING)
         host = self.host
@@ -390,7 +394,15 @@ class BatchScreen(Screen[None]):
             self._results_ready("download")
 
     def _post_progress(self, progress: DownloadProgress) -> None:
-        self.post_message(DownloadProgressed(progress))
+        """Pass a download's progress on to the screen: the first report of an attempt, the
+        first with rows, then one per `PROGRESS_EVERY_S` (a 100 MB download reports about a
+        hundred times; redrawing for each cost a third of a second)."""
+        now, shown = time.monotonic(), self._progress_posted
+        if (shown is None or shown.attempt != progress.attempt
+                or (not shown.lines and progress.lines)
+                or now - self._progress_posted_at >= self.PROGRESS_EVERY_S):
+            self._progress_posted, self._progress_posted_at = progress, now
+            self.post_message(DownloadProgressed(progress))
 
     def _new_download(self) -> None:
         """A (new) download rewrites the index: cached rows and rendered strips are stale."""
