@@ -122,3 +122,24 @@ def test_eta_stays_within_the_history(history: list[tuple[int, float]], size: in
     durations = same if eta.same_size else [d for _, d in history]
     assert min(durations) <= eta.median_s <= max(durations)
     assert eta.samples == len(durations)
+
+
+def test_history_leaves_out_records_of_other_workspaces() -> None:
+    """The audit directory is shared by every profile: ``batch.ended`` names its workspace."""
+    before = replace(ended("msgbatch_a", 300, 120.0), processing_status=IN_PROGRESS,
+                     ended_at=None, request_counts=RequestCounts(processing=300))
+    [mine] = [e for e in diff_snapshots(before, ended("msgbatch_a", 300, 120.0), "ws-1")
+              if e.event == "batch.ended"]
+    assert mine.data["workspace"] == "ws-1"
+    assert "workspace" not in next(e for e in diff_snapshots(
+        before, ended("msgbatch_a", 300, 120.0)) if e.event == "batch.ended").data
+
+    def record(batch_id: str, size: int, **extra: Any) -> dict[str, Any]:
+        return {"event": "batch.ended", "batch_id": batch_id,
+                "data": {"counts": {"succeeded": size}, "duration_s": 60.0, **extra}}
+
+    records = [{"event": mine.event, "batch_id": mine.batch_id, "data": mine.data},
+               record("msgbatch_other", 7, workspace="ws-2"),
+               record("msgbatch_older", 9)]  # written before records named a workspace
+    assert sorted(history_points((), records, "ws-1")) == [(9, 60.0), (300, 120.0)]
+    assert sorted(history_points((), records)) == [(7, 60.0), (9, 60.0), (300, 120.0)]

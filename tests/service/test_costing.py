@@ -322,3 +322,23 @@ async def test_eta_from_the_audit_log_and_the_monitors_ended_batches(
     fallback = costs.eta(bigger, NOW)
     assert fallback is not None and not fallback.same_size
     assert reads == [tmp_path / "audit"]  # the audit log is read once, not per row
+
+
+async def test_eta_history_is_the_stores_workspace_only(tmp_path: Path) -> None:
+    """Another profile's batches, in the shared audit directory, do not set this one's ETA."""
+    audit = AuditLog(tmp_path / "audit")
+    for n, (workspace, minutes) in enumerate((("ws-mine", 20), ("ws-mine", 30),
+                                              ("ws-mine", 40), ("ws-other", 600))):
+        done = ended(f"msgbatch_w{n}", NOW - 2 * HOUR, 40, timedelta(minutes=minutes))
+        before = replace(done, processing_status=IN_PROGRESS, ended_at=None)
+        for event in diff_snapshots(before, done, workspace):
+            await audit.record(event)
+    await audit.close()
+    with ResultsStore(tmp_path / "data", "ws-mine", workers=0) as store:
+        costs = costs_for(store, tmp_path)
+        await costs.load_history()
+        batch = running(60)
+        costs.observe({batch.id: batch})
+        eta = costs.eta(batch, NOW)
+    assert eta is not None and eta.samples == 3
+    assert eta.expected_end == batch.created_at + timedelta(minutes=30)

@@ -245,6 +245,7 @@ async def test_batch_end_is_diffed_into_events_and_audited(
     assert status.data == {"from": IN_PROGRESS, "to": ENDED}
     (ended,) = h.sink.named(BATCH_ENDED, batch_id)
     assert ended.data["counts"] == final.request_counts.to_api()
+    assert ended.data["workspace"] == h.api.workspace  # ETA history is per workspace
     assert sum(ended.data["counts"].values()) == 2
     on_disk = read_audit(h.audit_dir, batch_id=batch_id)
     assert not on_disk.torn

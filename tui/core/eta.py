@@ -101,11 +101,14 @@ def _usable(total: int, canceled: int, duration: float | None) -> bool:
 
 
 def history_points(snapshots: Iterable[BatchSnapshot] = (),
-                   audit_records: Iterable[Mapping[str, Any]] = ()) -> list[HistoryPoint]:
+                   audit_records: Iterable[Mapping[str, Any]] = (),
+                   workspace: str | None = None) -> list[HistoryPoint]:
     """(request count, duration) of past ended batches, one per batch id.
 
     From snapshots (the monitor's list or the results store) and from ``batch.ended`` audit
-    records (``data.counts``, ``data.duration_s``); a snapshot wins over a record.
+    records (``data.counts``, ``data.duration_s``); a snapshot wins over a record. With
+    `workspace`, records that name another workspace are left out (the audit directory is
+    shared by every profile; records written before they named one are kept).
     """
     points: dict[str, HistoryPoint] = {}
     for record in audit_records:
@@ -114,6 +117,8 @@ def history_points(snapshots: Iterable[BatchSnapshot] = (),
         if record.get("event") != BATCH_ENDED or not isinstance(batch_id, str):
             continue
         if not isinstance(data, Mapping) or not isinstance(data.get("counts"), Mapping):
+            continue
+        if workspace is not None and data.get("workspace", workspace) != workspace:
             continue
         counts = data["counts"]
         duration = data.get("duration_s")

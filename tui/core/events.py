@@ -78,22 +78,27 @@ def snapshot_data(batch: BatchSnapshot) -> dict[str, Any]:
     }
 
 
-def _ended_data(batch: BatchSnapshot) -> dict[str, Any]:
+def _ended_data(batch: BatchSnapshot, workspace: str | None) -> dict[str, Any]:
     counts = batch.request_counts
     duration = batch.duration_seconds(batch.ended_at) if batch.ended_at is not None else None
-    return {
+    data: dict[str, Any] = {
         "counts": counts.to_api(),
         "duration_s": duration,
         "error_rate": counts.error_rate,
         "ended_at": format_time(batch.ended_at),
     }
+    if workspace is not None:
+        data["workspace"] = workspace  # ETA history is per workspace; the audit log is not
+    return data
 
 
-def diff_snapshots(prev: BatchSnapshot | None, curr: BatchSnapshot) -> list[Event]:
+def diff_snapshots(prev: BatchSnapshot | None, curr: BatchSnapshot,
+                   workspace: str | None = None) -> list[Event]:
     """Events that turn observation `prev` into `curr`, in a fixed order.
 
     A first sighting is one ``batch.discovered`` carrying the whole state. After that:
-    status change, counts change, end, archive — each at most once per pair.
+    status change, counts change, end, archive — each at most once per pair. ``batch.ended``
+    names the `workspace` (a `workspace_key`) when given.
     """
     batch_id = curr.id
     if prev is None:
@@ -116,7 +121,7 @@ def diff_snapshots(prev: BatchSnapshot | None, curr: BatchSnapshot) -> list[Even
             )
         )
     if curr.is_ended and not prev.is_ended:
-        events.append(Event(BATCH_ENDED, batch_id, _ended_data(curr)))
+        events.append(Event(BATCH_ENDED, batch_id, _ended_data(curr, workspace)))
     if curr.archived_at is not None and prev.archived_at is None:
         events.append(
             Event(BATCH_ARCHIVED, batch_id, {"archived_at": format_time(curr.archived_at)})

@@ -15,6 +15,7 @@ import orjson
 from anthropic import AsyncAPIResponse
 
 from tui.core.models import BatchSnapshot
+from tui.service.results_files import workspace_key
 
 T = TypeVar("T")
 
@@ -215,6 +216,11 @@ class BatchesAPI:
         self.client = client
         self.calls: Counter[str] = Counter()
         self._hooks: list[CallHook] = [on_call] if on_call is not None else []
+
+    @property
+    def workspace(self) -> str:
+        """The `workspace_key` of this client (API host plus a hash of the key)."""
+        return workspace_key(str(self.client.base_url), self.client.api_key or "")
 
     @classmethod
     def connect(

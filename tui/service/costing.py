@@ -172,5 +172,6 @@ class CostService:
             if self._ended_records is None:
                 self._ended_records = self._audit_history.get_now().of(BATCH_ENDED)
             ended = (self._observed[batch_id] for batch_id in self._ended_ids)
-            self._history = history_points(ended, self._ended_records)
+            workspace = self.store.workspace if self.store is not None else None
+            self._history = history_points(ended, self._ended_records, workspace)
         return self._history

@@ -137,6 +137,7 @@ class Monitor:
         concurrency: int = 4,
     ) -> None:
         self.api = api
+        self._workspace = api.workspace  # named in batch.ended (ETA history)
         self.audit = audit
         self.cadence = cadence if cadence is not None else Cadence()
         self._clock = clock
@@ -509,7 +510,7 @@ class Monitor:
         self._batches_dirty = True
         if prev is None:
             self._order_dirty = True
-        for event in diff_snapshots(prev, batch):
+        for event in diff_snapshots(prev, batch, self._workspace):
             self._emit(event)
 
     def _drop(self, batch_id: str, *, reason: str | None = None) -> None:

@@ -106,6 +106,7 @@ class ResultsStore:
     ) -> None:
         if not SAFE_NAME.fullmatch(workspace):
             raise ValueError(f"not a usable workspace key: {workspace!r}")
+        self.workspace = workspace
         self.directory = ensure_private_dir(ensure_private_dir(root) / workspace)
         self.db_path = self.directory / INDEX_FILE
         self.attempts = max(1, attempts)

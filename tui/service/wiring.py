@@ -101,16 +101,14 @@ def wire_services(
 
     Actions use `action_api` when given (a client that never retries by itself), else `api`.
     Actions and alerts write through `audit`, the monitor's writer; costs and alerts share
-    one read of the audit log's history. The store defaults to the one keyed by
-    `workspace_key(base_url, api_key)` of `api`.
+    one read of the audit log's history. The store defaults to the one of `api.workspace`.
     """
     from tui.service.actions import Actions
     from tui.service.costing import CostService
-    from tui.service.results_store import ResultsStore, workspace_key
+    from tui.service.results_store import ResultsStore
 
-    client = api.client
     if store is None:
-        store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
+        store = ResultsStore.default(api.workspace)
     history = SharedAuditHistory(audit.directory, {ALERT_RAISED, BATCH_ENDED})
     costs = CostService(store, settings, audit.directory, history=history)
     actions = Actions(action_api or api, ledger, audit, store,

@@ -10,7 +10,7 @@ from textual.message import Message
 
 from tui.core.results import DownloadProgress
 from tui.service.api import BatchesAPI
-from tui.service.results_store import ResultsStore, workspace_key
+from tui.service.results_store import ResultsStore
 from tui.ui.result_rows import ResultView
 
 _shared_stores: weakref.WeakKeyDictionary[BatchesAPI, ResultsStore] = (
@@ -22,8 +22,7 @@ def store_for(api: BatchesAPI) -> ResultsStore:
     """The results store of the API's workspace (one per client, opened on first use)."""
     store = _shared_stores.get(api)
     if store is None:
-        client = api.client
-        store = ResultsStore.default(workspace_key(str(client.base_url), client.api_key or ""))
+        store = ResultsStore.default(api.workspace)
         _shared_stores[api] = store
     return store
 
