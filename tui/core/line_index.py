@@ -27,6 +27,7 @@ from tui.core.results import (
     bare_record,
     index_record,
     truncate_message,
+    whole_split,
 )
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
@@ -74,6 +75,7 @@ class _Line(msgspec.Struct):
 
 _decode = msgspec.json.Decoder(_Line).decode
 _NO_USAGE = _Usage()
+_NO_SPLIT = _CacheSplit()  # every write a 5-minute one, as `cache_split` has it
 
 
 def fast_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
@@ -96,12 +98,9 @@ def fast_record(line: bytes, seq: int = 0, offset: int = 0) -> IndexRecord:
             return index_record(line, seq, offset)
         usage = message.usage or _NO_USAGE
         cache_write = usage.cache_creation_input_tokens
-        split = usage.cache_creation
-        write_5m = write_1h = 0
-        if split is not None:
-            write_5m, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
-        if cache_write is not None and cache_write - write_1h > write_5m:
-            write_5m = cache_write - write_1h  # as `cache_split`: the split never loses tokens
+        split = usage.cache_creation or _NO_SPLIT
+        write_5m, write_1h = whole_split(
+            split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens, cache_write)
         return (
             seq,
             obj.custom_id,

@@ -128,6 +128,12 @@ def cache_split(split: object, total: int | None) -> tuple[int, int]:
             write_5m = 0
         if type(write_1h) is not int or not 0 <= write_1h <= MAX_TOKENS:
             write_1h = 0
+    return whole_split(write_5m, write_1h, total)
+
+
+def whole_split(write_5m: int, write_1h: int, total: int | None) -> tuple[int, int]:
+    """A valid split that keeps every cache-write token the `total` counts: those the split
+    misses are 5-minute writes."""
     if total is not None and total - write_1h > write_5m:
         write_5m = total - write_1h
     return write_5m, write_1h
