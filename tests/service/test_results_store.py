@@ -502,10 +502,14 @@ def sdk(emu: RunningEmulator) -> anthropic.AsyncAnthropic:
     )
 
 
-async def ended_batch(client: anthropic.AsyncAnthropic) -> BatchSnapshot:
+async def connect_ended(
+    emu: RunningEmulator,
+) -> tuple[anthropic.AsyncAnthropic, BatchSnapshot]:
+    """An SDK client on `emu`, and the emulator's first ended batch."""
+    client = sdk(emu)
     page = await client.messages.batches.list(limit=20)
     batches = [BatchSnapshot.from_api(b.model_dump(mode="json")) for b in page.data]
-    return next(b for b in batches if b.is_ended)
+    return client, next(b for b in batches if b.is_ended)
 
 
 async def raw_download(client: anthropic.AsyncAnthropic, batch_id: str) -> bytes:
@@ -516,9 +520,7 @@ async def raw_download(client: anthropic.AsyncAnthropic, batch_id: str) -> bytes
 async def test_download_indexes_every_result_and_is_audited(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0)
     async with AuditLog(tmp_path / "audit") as audit:
         status = await store.ensure(client, batch, audit=audit)
@@ -540,9 +542,8 @@ async def test_download_indexes_every_result_and_is_audited(
 
 
 async def test_error_type_is_the_nested_one(make_emulator: MakeEmulator, tmp_path: Path) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}", error_rate=0.3)
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(
+        await make_emulator(scenario=f"large:{SIZE}", error_rate=0.3))
     store = ResultsStore(tmp_path, "ws")
     await store.ensure(client, batch)
     typed: dict[str, str] = {}
@@ -558,9 +559,7 @@ async def test_error_type_is_the_nested_one(make_emulator: MakeEmulator, tmp_pat
 async def test_first_rows_are_queryable_before_the_download_ends(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     store = ResultsStore(tmp_path, "ws", feed_bytes=4096)
     early: list[tuple[int, int, int]] = []
 
@@ -578,8 +577,7 @@ async def test_a_cut_stream_is_downloaded_again(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     emu = await make_emulator(scenario=f"large:{SIZE}", faults="cut=1")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(emu)
     store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0, feed_bytes=4096)
 
     def heal(progress: DownloadProgress) -> None:
@@ -598,9 +596,8 @@ async def test_a_cut_stream_is_downloaded_again(
 async def test_a_stream_that_keeps_breaking_leaves_an_incomplete_store(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}", faults="cut=1")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(
+        await make_emulator(scenario=f"large:{SIZE}", faults="cut=1"))
     store = ResultsStore(tmp_path / "results", "ws", attempts=2, retry_delay=0.0)
     async with AuditLog(tmp_path / "audit") as audit:
         with pytest.raises(ResultsDownloadError) as caught:
@@ -620,9 +617,8 @@ async def test_a_stream_that_keeps_breaking_leaves_an_incomplete_store(
 async def test_malformed_and_unknown_lines_are_counted_not_fatal(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}", faults="malformed=2,unknown=3")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(
+        await make_emulator(scenario=f"large:{SIZE}", faults="malformed=2,unknown=3"))
     store = ResultsStore(tmp_path, "ws")
     status = await store.ensure(client, batch)
     assert status.complete
@@ -638,8 +634,7 @@ async def test_reopen_reads_the_store_not_the_network(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(emu)
     first = await ResultsStore(tmp_path, "ws").ensure(client, batch)
     await emu.stop()
 
@@ -654,9 +649,7 @@ async def test_reopen_reads_the_store_not_the_network(
 async def test_completeness_check_names_what_did_not_come_back(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     store = ResultsStore(tmp_path, "ws")
     await store.ensure(client, batch)
     returned = sorted(store.custom_ids(batch.id))
@@ -694,9 +687,7 @@ async def test_two_stores_on_one_directory_download_once(
 ) -> None:
     # Two processes (here two instances) opening the same batch: the second waits on the
     # first's file lock, then finds the store complete instead of writing over it.
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     a, b = ResultsStore(tmp_path, "ws"), ResultsStore(tmp_path, "ws")
     first, second = await asyncio.gather(a.ensure(client, batch), b.ensure(client, batch))
     assert first.complete and second.complete
@@ -713,9 +704,7 @@ def store_bytes_match(store: ResultsStore, batch_id: str) -> bool:
 async def test_a_cancelled_download_is_resumed_by_the_next_open(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     store = ResultsStore(tmp_path, "ws", feed_bytes=4096)
     started = asyncio.Event()
 
@@ -746,9 +735,7 @@ def test_an_index_from_another_version_is_refused_not_rebuilt(tmp_path: Path) ->
 async def test_a_batch_without_counts_takes_the_stream_as_complete(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     uncounted = replace(batch, request_counts=RequestCounts())
     status = await ResultsStore(tmp_path, "ws").ensure(client, uncounted)
     assert status.complete and status.expected == status.lines == SIZE
@@ -758,9 +745,7 @@ async def test_a_batch_without_counts_takes_the_stream_as_complete(
 async def test_a_failing_disk_is_reported_not_retried(
     make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = await make_emulator(scenario=f"large:{SIZE}")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario=f"large:{SIZE}"))
     store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0)
 
     def full(*args: object) -> None:
