@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from tests.ui.harness import (
     requests,
     services_factory,
     set_faults,
-    start_frozen,
     synced,
     until,
 )
@@ -32,20 +30,6 @@ from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.jump import JumpVerb, parse_jump
 from tui.ui.screens.nokey import NoKeyScreen
 from tui.ui.widgets.event_pane import EventPane
-
-
-@pytest.fixture
-async def empty() -> AsyncIterator[RunningEmulator]:
-    emulator = await start_frozen("empty")
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def demo() -> AsyncIterator[RunningEmulator]:
-    emulator = await start_frozen("demo")
-    yield emulator
-    await emulator.stop()
 
 
 def header_text(app: BatchtopApp) -> str:

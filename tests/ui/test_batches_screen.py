@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from tests.ui.harness import (
     refresh,
     requests,
     services_factory,
-    start_frozen,
     synced,
     until,
 )
@@ -23,13 +21,6 @@ from tui.core.models import BatchSnapshot, RequestCounts
 from tui.emulator.server import RunningEmulator
 from tui.ui.batch_columns import LABEL_WIDTH, needed_width
 from tui.ui.batch_rows import BatchRows, CellStyles, RowExtras, columns_for
-
-
-@pytest.fixture
-async def demo() -> AsyncIterator[RunningEmulator]:
-    emulator = await start_frozen("demo")
-    yield emulator
-    await emulator.stop()
 
 
 async def test_status_filters(demo: RunningEmulator) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,13 +28,6 @@ from tui.ui.theme import HIGH_CONTRAST_NAME
 from tui.ui.widgets.status_header import StatusHeader
 
 SnapCompare = Callable[..., bool]
-
-
-@pytest.fixture
-async def empty() -> AsyncIterator[RunningEmulator]:
-    emulator = await start_frozen("empty")
-    yield emulator
-    await emulator.stop()
 
 
 def toasts(app: BatchtopApp) -> list[str]:

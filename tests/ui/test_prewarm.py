@@ -39,19 +39,15 @@ async def test_the_workers_boot_while_the_cursor_rests_on_a_big_ended_batch(
         assert store.worker_pids() == booted and store.index_pool(6000) is not None
 
 
-async def test_small_batches_do_not_boot_workers() -> None:
-    emulator = await start_frozen("demo")
-    try:
-        app = make_app(services_factory(emulator))
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await synced(pilot)
-            store = app.results_store
-            assert store is not None and screen.rows is not None
-            small = [b for b in screen.rows.batches if b.request_counts.total < 5000]
-            assert store.prewarm(small[0]) is False
-            big_running = [b for b in screen.rows.batches
-                           if b.is_running and b.request_counts.total >= 5000]
-            assert store.prewarm(big_running[0]) is False
-            assert store.worker_pids() == []
-    finally:
-        await emulator.stop()
+async def test_small_batches_do_not_boot_workers(demo: RunningEmulator) -> None:
+    app = make_app(services_factory(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await synced(pilot)
+        store = app.results_store
+        assert store is not None and screen.rows is not None
+        small = [b for b in screen.rows.batches if b.request_counts.total < 5000]
+        assert store.prewarm(small[0]) is False
+        big_running = [b for b in screen.rows.batches
+                       if b.is_running and b.request_counts.total >= 5000]
+        assert store.prewarm(big_running[0]) is False
+        assert store.worker_pids() == []
