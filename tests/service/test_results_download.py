@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.emulator_fixtures import MakeEmulator
-from tests.service.test_results_store import ended_batch, sdk
+from tests.service.test_results_store import connect_ended
 from tui.core.events import RESULTS_DOWNLOADED
 from tui.core.models import format_time
 from tui.service.audit import AuditLog, read_audit
@@ -19,9 +19,7 @@ AT = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 async def test_a_download_is_timed_and_stamped_by_the_stores_clocks(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emu = await make_emulator(scenario="large:20")
-    client = sdk(emu)
-    batch = await ended_batch(client)
+    client, batch = await connect_ended(await make_emulator(scenario="large:20"))
     ticks = itertools.count(start=100.0, step=1.5)  # every reading 1.5 s after the last
     store = ResultsStore(tmp_path / "results", "ws", retry_delay=0.0,
                          timer=lambda: next(ticks), clock=lambda: AT)
