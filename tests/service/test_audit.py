@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui.core.events import AUDIT_DROPPED, BATCH_DISCOVERED, BATCH_ENDED, SESSION_STARTED, Event
+from tui.core.timefmt import iso_millis
 from tui.service import audit as audit_module
 from tui.service.audit import (
     GLOBAL_FILE,
@@ -36,7 +37,7 @@ from tui.service.audit import (
 )
 
 WRITER = Path(__file__).with_name("audit_writer.py")
-KEYS = ["timestamp", "event", "batch_id", "data", "actor", "session", "schema"]
+KEYS = ["timestamp", "event", "batch_id", "data", "actor", "session", "seq", "schema"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -87,6 +88,7 @@ async def test_a_record_is_one_complete_line_with_every_key_in_order(audit_dir: 
         "data": {"status": "in_progress"},
         "actor": "ana@box",
         "session": "ses_1",
+        "seq": 0,
         "schema": 1,
     }
     await audit.close()
@@ -536,7 +538,7 @@ async def test_shared_history_reads_the_log_once_for_everyone(
 
 
 async def test_records_of_the_same_moment_keep_their_write_order(tmp_path: Path) -> None:
-    # Same millisecond everywhere: each file keeps its write order, files follow by name.
+    # Same millisecond everywhere, four records in three files: `seq` keeps the write order.
     async with AuditLog(tmp_path, clock=lambda: STILL) as audit:
         await audit.record(Event(BATCH_DISCOVERED, "msgbatch_z", {}))
         await audit.record(Event(SESSION_STARTED, None, {}))
@@ -545,10 +547,30 @@ async def test_records_of_the_same_moment_keep_their_write_order(tmp_path: Path)
     in_z = [r["event"] for r in read_audit(tmp_path, batch_id="msgbatch_z").records]
     assert in_z == [BATCH_DISCOVERED, BATCH_ENDED]
     everything = [(r["event"], r["batch_id"]) for r in read_audit(tmp_path).records]
-    assert everything == [(BATCH_DISCOVERED, "msgbatch_a"), (BATCH_DISCOVERED, "msgbatch_z"),
-                          (BATCH_ENDED, "msgbatch_z"), (SESSION_STARTED, None)]
+    assert everything == [(BATCH_DISCOVERED, "msgbatch_z"), (SESSION_STARTED, None),
+                          (BATCH_ENDED, "msgbatch_z"), (BATCH_DISCOVERED, "msgbatch_a")]
     loaded = LogReader(tmp_path).poll()
     assert loaded is not None
     assert [(e.event, e.batch_id) for e in loaded.entries] == everything
     assert set(file_keys(tmp_path, None)) == {
         GLOBAL_FILE, audit_file_name("msgbatch_a"), audit_file_name("msgbatch_z")}
+
+
+def test_records_without_seq_of_the_same_moment_keep_file_then_name_order(
+    tmp_path: Path
+) -> None:
+    # Written before `seq` existed: each file keeps its write order, files follow by name.
+    stamp = iso_millis(STILL)
+    for name, events in (("batch_msgbatch_z.jsonl", [BATCH_DISCOVERED, BATCH_ENDED]),
+                         ("batch_msgbatch_a.jsonl", [BATCH_DISCOVERED])):
+        batch = name.removeprefix("batch_").removesuffix(".jsonl")
+        (tmp_path / name).write_bytes(b"".join(
+            orjson.dumps({"timestamp": stamp, "event": event, "batch_id": batch, "data": {},
+                          "actor": "a@b", "session": "ses_old", "schema": 1}) + b"\n"
+            for event in events))
+    everything = [(r["event"], r["batch_id"]) for r in read_audit(tmp_path).records]
+    assert everything == [(BATCH_DISCOVERED, "msgbatch_a"), (BATCH_DISCOVERED, "msgbatch_z"),
+                          (BATCH_ENDED, "msgbatch_z")]
+    loaded = LogReader(tmp_path).poll()
+    assert loaded is not None
+    assert [(e.event, e.batch_id) for e in loaded.entries] == everything

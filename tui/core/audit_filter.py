@@ -22,6 +22,16 @@ HAYSTACK_CHARS = 4000
 Record = Mapping[str, Any]
 
 
+def record_seq(record: Record) -> int:
+    """The record's place in its writer's sequence (``seq``); -1 for records without one.
+
+    Records of one session that share a millisecond are ordered by it, whichever files
+    they are in; older records (written before ``seq`` existed) keep their file order.
+    """
+    seq = record.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else -1
+
+
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``3d``, ``1w`` or combinations like ``1h30m``."""
     compact = text.strip().lower().replace(" ", "")
@@ -67,6 +77,8 @@ class AuditEntry:
     record: Record
     haystack: str
     """What `/` searches: event, batch id, actor and the data as JSON (capped)."""
+    seq: int = -1
+    """The record's `record_seq`: orders records of one moment."""
 
 
 def _text(value: Any) -> str:
@@ -89,7 +101,7 @@ def _entry(record: Record, key: str) -> AuditEntry | None:
     actor_text = actor if isinstance(actor, str) else ""
     data = _text(record.get("data"))[:HAYSTACK_CHARS]
     haystack = "\n".join((event, batch_id or "", actor_text, data))
-    return AuditEntry(key, at, event, batch_id, actor_text, record, haystack)
+    return AuditEntry(key, at, event, batch_id, actor_text, record, haystack, record_seq(record))
 
 
 def audit_entries(records: Iterable[Record]) -> list[AuditEntry]:

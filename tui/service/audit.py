@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ import aiofiles
 import aiofiles.os
 import orjson
 
-from tui.core.audit_filter import AuditEntry, audit_entries
+from tui.core.audit_filter import AuditEntry, audit_entries, record_seq
 from tui.core.events import AUDIT_DROPPED, Event
 from tui.core.models import parse_time
 from tui.core.timefmt import iso_millis, utcnow
@@ -151,6 +152,7 @@ class AuditLog:
         self.last_error: str | None = None
         self.dropped = 0
         self._clock = clock
+        self._seq = itertools.count()
         self._secrets: list[str] = []
         self._secret_forms: list[bytes] = []
         for secret in secrets:
@@ -194,6 +196,7 @@ class AuditLog:
             "data": event.data,
             "actor": self.actor,
             "session": self.session,
+            "seq": next(self._seq),
             "schema": SCHEMA_VERSION,
         }
         line = _dumps(record)
@@ -438,11 +441,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _in_order(items: list[Item]) -> list[Record]:
-    """Oldest first. `items` come file by file, each file in line (write) order, and the
-    sort is stable: records of the same moment keep their file's write order. Between two
-    files nothing records which line was written first (both took the same millisecond),
-    so such ties keep the order the files were read in, by name."""
-    items.sort(key=lambda item: item[0])
+    """Oldest first. Records of the same millisecond go in their writer's `seq` order, so one
+    session's records read back in the order it wrote them, whichever files they are in.
+    `items` come file by file, each in line (write) order, and the sort is stable: remaining
+    ties (records without `seq`) keep their file's order, then the files' order by name."""
+    items.sort(key=lambda item: (item[0], record_seq(item[2])))
     return [record for _, _, record in items]
 
 
@@ -703,10 +706,10 @@ class LogReader:
             table.pop(name, None)
 
     def _merged(self) -> Loaded:
-        """Merged as `read_audit` merges: by time, ties in each file's write order, then in
-        file name order, so a partial re-read lists exactly what a whole read would."""
+        """Merged as `read_audit` merges: by time and `seq`, other ties in each file's write
+        order, then in file name order, so a partial re-read lists what a whole read would."""
         entries = [entry for name in sorted(self._entries) for entry in self._entries[name]]
-        entries.sort(key=lambda entry: entry.at)  # runs already in order: near linear
+        entries.sort(key=lambda entry: (entry.at, entry.seq))  # runs in order: near linear
         torn = [place for name in sorted(self._torn) for place in self._torn[name]]
         bad = [place for name in sorted(self._bad) for place in self._bad[name]]
         return Loaded(entries, torn, bad)
