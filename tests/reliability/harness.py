@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from tui.commands.watch import EchoingAudit
 from tui.core.cadence import Backoff, Cadence
 from tui.core.events import Event
 from tui.service.api import BatchesAPI
@@ -47,13 +46,26 @@ async def wait_until(
         await asyncio.sleep(0.01)
 
 
-class EventTap(EchoingAudit):
-    """An audit sink in front of the real `AuditLog` (as `watch` has): keeps every event
-    the log has taken."""
+class EventTap:
+    """Every event the real `AuditLog` has taken, read back from the lines it wrote (as
+    `watch --headless` prints them)."""
 
     def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
         self.events: list[Event] = []
-        super().__init__(audit, self.events.append)
+        audit.listen(self._take)
+
+    def _take(self, line: bytes) -> None:
+        record = orjson.loads(line)
+        self.events.append(Event(record["event"], record["batch_id"], record["data"]))
+
+    @property
+    def pending_count(self) -> int:
+        return self.audit.pending_count
+
+    @property
+    def last_error(self) -> str | None:
+        return self.audit.last_error
 
     def named(self, name: str) -> list[Event]:
         return [event for event in self.events if event.event == name]
@@ -94,7 +106,7 @@ async def watching(
     audit = AuditLog(audit_dir, secrets=[key])
     tap = EventTap(audit)
     options.setdefault("backoff", fast_backoff())
-    monitor = Monitor(api, tap, cadence, **options)
+    monitor = Monitor(api, audit, cadence, **options)
     states: list[MonitorState] = []
     monitor.subscribe(states.append)
     task = asyncio.create_task(monitor.run(), name="monitor-under-test")

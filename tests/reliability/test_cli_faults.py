@@ -281,7 +281,29 @@ def test_watch_headless_survives_an_outage(
     assert names.count("api.error") == names.count("api.recovered") == 1
     assert not any("Traceback" in line for line in err.lines), err.lines
     assert SENTINEL_KEY not in "\n".join(out.lines + err.lines)
-    assert_audit_valid(isolated_home / "data" / "audit")
+    written = assert_audit_valid(isolated_home / "data" / "audit")
+    # Printed as written: the same records, each stamped once (no gaps in `seq`).
+    assert sorted(records, key=lambda r: r["seq"]) == sorted(written, key=lambda r: r["seq"])
+    assert sorted(r["seq"] for r in records) == list(range(len(records)))
+
+
+def test_watch_headless_recovers_from_an_outage_that_began_before_its_first_sync(
+    make_threaded_emulator: MakeThreaded, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SENTINEL_KEY)
+    emu = make_threaded_emulator(scenario="many:3")
+    emu.engine.faults = parse_faults("500=1")
+    watcher, out, err = start_watch(emu.url, isolated_home)
+    try:
+        out.wait_for('"api.error"')
+        emu.engine.faults = Faults()
+        out.wait_for('"api.recovered"')
+        out.wait_for('"batch.discovered"')
+    finally:
+        code = stop_watch(watcher, out, err)
+    assert code == EXIT_OK, err.lines
+    names = [orjson.loads(line)["event"] for line in out.lines]
+    assert names.count("batch.discovered") == 3
 
 
 def test_watch_headless_says_when_the_audit_log_cannot_be_written(
@@ -299,18 +321,6 @@ def test_watch_headless_says_when_the_audit_log_cannot_be_written(
     finally:
         stop_watch(watcher, out, err)
     assert not any("Traceback" in line for line in err.lines), err.lines
-
-
-async def test_watch_sink_exposes_the_audit_backlog(tmp_path: Path) -> None:
-    from tui.commands.watch import EchoingAudit
-    from tui.service.audit import AuditLog
-    from tui.service.monitor import BacklogSink
-
-    audit = AuditLog(tmp_path / "audit")
-    try:
-        assert isinstance(EchoingAudit(audit, lambda event: None), BacklogSink)
-    finally:
-        await audit.close()
 
 
 # -- untrusted text in CLI output ----------------------------------------------------------------

@@ -115,7 +115,7 @@ async def test_a_full_session_never_writes_or_prints_the_key(
         store.retry_delay = 0.01
         actions = Actions(api, ledger, audit, store, read_only=False)
         tap = EventTap(audit)
-        monitor = Monitor(api, tap, FAST_CADENCE, backoff=fast_backoff())
+        monitor = Monitor(api, audit, FAST_CADENCE, backoff=fast_backoff())
         task = asyncio.create_task(monitor.run())
         try:
             await wait_until(lambda: monitor.state.synced, what="sync")

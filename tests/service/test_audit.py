@@ -94,6 +94,22 @@ async def test_a_record_is_one_complete_line_with_every_key_in_order(audit_dir: 
     await audit.close()
 
 
+async def test_listeners_get_each_line_as_written_in_seq_order(audit_dir: Path) -> None:
+    audit = AuditLog(audit_dir, clock=ticking_clock())
+    heard: list[bytes] = []
+    stop = audit.listen(heard.append)
+    await audit.record_many([Event(BATCH_DISCOVERED, "msgbatch_01", {"n": 1}),
+                             Event(SESSION_STARTED, None, {})])
+    await audit.record(Event(BATCH_ENDED, "msgbatch_01", {}))
+    stop()
+    await audit.record(Event(BATCH_ENDED, "msgbatch_02", {}))
+    await audit.close()
+    on_disk = {line for name in ("batch_msgbatch_01.jsonl", GLOBAL_FILE, "batch_msgbatch_02.jsonl")
+               for line in (audit_dir / name).read_bytes().splitlines(keepends=True)}
+    assert len(heard) == 3 and set(heard) <= on_disk
+    assert [orjson.loads(line)["seq"] for line in heard] == [0, 1, 2]
+
+
 async def test_defaults_identify_the_run_and_the_person(audit_dir: Path) -> None:
     first, second = AuditLog(audit_dir), AuditLog(audit_dir)
     assert first.session.startswith("ses_") and first.session != second.session

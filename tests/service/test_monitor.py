@@ -297,6 +297,23 @@ async def test_outage_degrades_then_recovers_with_one_event_each(
     assert h.sink.events.index(error) < h.sink.events.index(recovered)
 
 
+async def test_an_outage_from_the_very_first_sync_is_retried_until_it_ends(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    # Nothing is known and nothing is scheduled yet: only the backoff can bring it back.
+    async with monitoring(make_emulator, tmp_path, scenario="many:3", cadence=Cadence(),
+                          faults="500=1") as h:
+        await h.run_for(60)
+        state = h.monitor.state
+        assert not state.synced and state.degraded is not None and state.degraded.failures >= 3
+        assert state.next_poll_at == state.degraded.next_retry_at
+        h.emu.engine.faults = Faults()
+        await h.run_for(120)
+        state = h.monitor.state
+        assert state.synced and state.degraded is None and len(state.batches) == 3
+    assert len(h.sink.named(API_ERROR)) == len(h.sink.named(API_RECOVERED)) == 1
+
+
 async def test_retry_after_is_honoured(make_emulator: MakeEmulator, tmp_path: Path) -> None:
     async with monitoring(make_emulator, tmp_path) as h:
         h.emu.engine.faults = parse_faults("429=1")

@@ -33,7 +33,7 @@ from tui.core.sanitize import safe_cell, safe_text, text_width
 from tui.service.audit import AuditLog
 from tui.service.credentials import MissingApiKey
 from tui.service.ledger import Ledger, LedgerError
-from tui.service.wiring import ServiceSet, SinkWrapper, build_services
+from tui.service.wiring import ServiceSet, build_services
 from tui.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -210,8 +210,7 @@ def api_key_for(settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, body: Callable[[Context], Awaitable[int]],
-        *, max_retries: int = CLI_RETRIES, for_monitor: bool = False,
-        monitor_sink: SinkWrapper | None = None) -> int:
+        *, max_retries: int = CLI_RETRIES, for_monitor: bool = False) -> int:
     """Settings, key and services for `body`, run to the end; the exit code.
 
     The services are those of the app (`build_services`): reads retry `max_retries` times,
@@ -221,8 +220,7 @@ def run(args: argparse.Namespace, body: Callable[[Context], Awaitable[int]],
 
     async def main(settings: Settings, key: str) -> int:
         services = await build_services(settings, key, settings.base_url,
-                                        max_retries=max_retries, for_monitor=for_monitor,
-                                        monitor_sink=monitor_sink)
+                                        max_retries=max_retries, for_monitor=for_monitor)
         try:
             return await body(Context(args, services))
         finally:

@@ -1,14 +1,14 @@
 """`batchtop watch --headless`: the app's monitor without a screen, until SIGINT or SIGTERM.
 
-Same cadence, audit events and alerts; each event is also printed once the audit log has
-it, each alert as it is raised, and stderr says when the audit log cannot be written."""
+Same cadence, audit events and alerts; each record the audit log takes (alerts included) is
+also printed as written, and stderr says when the audit log cannot be written."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -23,54 +23,21 @@ from tui.commands.common import (
     error_line,
     on_stop_signals,
 )
-from tui.core.events import Event
 from tui.service.audit import AuditLog
 
 if TYPE_CHECKING:
     from tui.service.monitor import MonitorState
 
-Echo = Callable[[Event], None]
+Echo = Callable[[bytes], None]
 DRAIN_S = 5.0
 
 
-class EchoingAudit:
-    """The audit log, echoing each event once the log has taken it.
+def printer(as_json: bool) -> Echo:
+    """Print an audit line as it was written (stamped, `seq` given, secrets scrubbed)."""
 
-    A `BulkEventSink` and a `BacklogSink`: what the log could not write yet (a full disk)
-    stays visible to the monitor, which retries and reports it as in the app.
-    """
-
-    def __init__(self, audit: AuditLog, echo: Echo) -> None:
-        self.audit = audit
-        self.echo = echo
-
-    @property
-    def pending_count(self) -> int:
-        return self.audit.pending_count
-
-    @property
-    def last_error(self) -> str | None:
-        return self.audit.last_error
-
-    async def flush_pending(self) -> bool:
-        return await self.audit.flush_pending()
-
-    async def record(self, event: Event) -> None:
-        await self.record_many((event,))
-
-    async def record_many(self, events: Iterable[Event]) -> None:
-        batch = list(events)
-        await self.audit.record_many(batch)
-        for event in batch:
-            self.echo(event)
-
-
-def printer(audit: AuditLog, as_json: bool) -> Echo:
-    """Print an event as the audit record it became (stamped now, secrets scrubbed)."""
-
-    def echo(event: Event) -> None:
+    def echo(line: bytes) -> None:
         try:
-            emit_record(orjson.loads(audit.encode(event)), as_json)
+            emit_record(orjson.loads(line), as_json)
         except BrokenPipeError:
             common.silence_stdout()  # nobody reads stdout any more; keep recording
 
@@ -92,13 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         common.note(error_line("watch needs --headless (run `batchtop` alone for the app)"))
         return EXIT_USAGE
-    as_json = bool(getattr(args, "json", False))
-
-    def echoing(audit: AuditLog) -> EchoingAudit:
-        return EchoingAudit(audit, printer(audit, as_json))
-
     # The app's services: the monitor backs off by itself (no SDK retries), alerts included.
-    return common.run(args, watch, max_retries=0, for_monitor=True, monitor_sink=echoing)
+    return common.run(args, watch, max_retries=0, for_monitor=True)
 
 
 class AuditErrorReporter:
@@ -127,8 +89,7 @@ async def watch(ctx: Context) -> int:
     services = ctx.services
     monitor, alerts = services.monitor, services.alerts
     assert monitor is not None and alerts is not None  # built with for_monitor=True
-    echo = printer(services.audit, ctx.json)
-    unsubscribe_alerts = alerts.subscribe(lambda alert: echo(alert.to_event()))
+    unsubscribe_echo = services.audit.listen(printer(ctx.json))
     unsubscribe_state = monitor.subscribe(AuditErrorReporter(services.audit))
     stopping: list[asyncio.Task[None]] = []
 
@@ -151,5 +112,5 @@ async def watch(ctx: Context) -> int:
         await asyncio.gather(*stopping)
     finally:
         unsubscribe_state()
-        unsubscribe_alerts()
+        unsubscribe_echo()
     return EXIT_OK

@@ -153,6 +153,7 @@ class AuditLog:
         self.dropped = 0
         self._clock = clock
         self._seq = itertools.count()
+        self._listeners: list[Callable[[bytes], None]] = []
         self._secrets: list[str] = []
         self._secret_forms: list[bytes] = []
         for secret in secrets:
@@ -210,8 +211,18 @@ class AuditLog:
 
     async def record_many(self, events: Iterable[Event]) -> None:
         """Append several events, one write and one fsync per file."""
-        self._enqueue([_Line(audit_file_name(e.batch_id), self.encode(e)) for e in events])
+        lines = [_Line(audit_file_name(e.batch_id), self.encode(e)) for e in events]
+        self._enqueue(lines)
         await self.flush_pending()
+        for listener in tuple(self._listeners):
+            for line in lines:
+                listener(line.data)
+
+    def listen(self, listener: Callable[[bytes], None]) -> Callable[[], None]:
+        """Call `listener` with each line this log takes, as written, once it is on disk (or
+        held for a retry); returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     async def flush_pending(self) -> bool:
         """Retry queued records; True when nothing is left waiting."""

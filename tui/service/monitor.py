@@ -392,6 +392,11 @@ class Monitor:
                 waiter.cancel()
 
     def _next_due(self) -> datetime | None:
+        """When the loop has work next; None: nothing until woken. A failed attempt is
+        retried at its backoff time, even when the failure left nothing else due (a first
+        sync that failed knows no batch and has no discovery scheduled yet)."""
+        if self._degraded is not None:
+            return self._degraded.next_retry_at
         candidates = [self._due_at(batch_id) for batch_id in self._running]
         candidates.extend(t for t in (self._next_discover, self._next_sweep) if t is not None)
         return min(candidates, default=None)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tui.service.alerting import AlertService
     from tui.service.api import BatchesAPI
     from tui.service.costing import CostService
-    from tui.service.monitor import EventSink, Monitor
+    from tui.service.monitor import Monitor
     from tui.service.results_store import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[object]]
 StoreOpener = Callable[["BatchesAPI"], "ResultsStore"]
-SinkWrapper = Callable[[AuditLog], "EventSink"]
 
 
 @dataclass(eq=False)
@@ -139,15 +138,13 @@ async def build_services(
     cadence: Cadence | None = None,
     backoff: Backoff | None = None,
     open_store: StoreOpener | None = None,
-    monitor_sink: SinkWrapper | None = None,
 ) -> ServiceSet:
     """Client, audit log, ledger, results store, costs and actions for one workspace.
 
     `max_retries` is for the reads of `api` (one-shot commands may retry); actions always
     go through a client that never retries by itself: a create must never be sent twice.
     `for_monitor` adds the monitor (`cadence` or `settings.cadence`, `clock`, `sleep`,
-    `backoff`) and the alert service (not started yet). `monitor_sink` wraps the monitor's
-    audit writer (`watch --headless` echoes each event); `open_store` replaces the store
+    `backoff`) and the alert service (not started yet). `open_store` replaces the store
     keyed by `workspace_key(base_url, api_key)` (the app shares its batch screen's).
     """
     from tui.service.api import BatchesAPI
@@ -161,8 +158,7 @@ async def build_services(
         ledger = Ledger(ledger_path, clock=clock)
         monitor = None
         if for_monitor:
-            sink = monitor_sink(audit) if monitor_sink is not None else audit
-            monitor = Monitor(api, sink, cadence or settings.cadence, clock=clock, sleep=sleep,
+            monitor = Monitor(api, audit, cadence or settings.cadence, clock=clock, sleep=sleep,
                               backoff=backoff)
         store = open_store(api) if open_store is not None else None
         return wire_services(settings, api, audit, ledger, clock=clock, monitor=monitor,
