@@ -1,5 +1,5 @@
 """Allow `python -m tui` to behave exactly like the `batchtop` command."""
 
-from tui.cli import main
+from tui.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

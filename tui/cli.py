@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from tui import __version__
 from tui.settings import ConfigError
+from tui.startup import loading
 
 # Exit codes are an API (README "Exit codes"): keep them stable.
 EXIT_OK = 0
@@ -70,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers, parents)
     return parser
+
+
+def entry() -> int:
+    """The `batchtop` command: `main`, once the modules it will need are loaded (`loading`)."""
+    with loading():
+        args = build_parser().parse_args(sys.argv[1:])
+        if args.handler is None:
+            importlib.import_module("tui.ui.launch")
+        else:
+            for name in getattr(sys.modules[args.handler.__module__], "PRELOAD", ()):
+                importlib.import_module(name)
+    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

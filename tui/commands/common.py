@@ -60,6 +60,9 @@ _REDACTED = "[redacted]"
 # -- errors and exit codes -------------------------------------------------------------------
 
 
+API_MODULES: tuple[str, ...] = ("tui.service.api", "tui.service.monitor")
+"""What a command that calls the API loads as the process starts (`tui.cli.entry`): the SDK."""
+
 EXIT_CODES_HELP = (
     "exit codes: 0 ok, 1 API or I/O error, 2 usage error (or no API key), 3 refused "
     "(read-only, or not confirmed), 4 not found. Errors print one line on stderr: "

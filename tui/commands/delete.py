@@ -7,6 +7,8 @@ import argparse
 from tui.commands import common
 from tui.commands.common import Context, Subparsers, act_on_targets, add_targets
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
     parser = common.add_command(

@@ -18,6 +18,9 @@ from tui.commands.common import EXIT_OK, CliError, Context, Subparsers, emit_jso
 from tui.commands.formats import write_csv, write_jsonl
 from tui.commands.results import add_filters, filters_from, stored_batch
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 FORMATS = ("jsonl", "csv")
 TEMP_SUFFIX = ".part"
 

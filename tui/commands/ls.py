@@ -23,6 +23,9 @@ from tui.core.batch_view import StatusFilter, matches_status, shown_status
 from tui.core.models import BatchSnapshot
 from tui.core.timefmt import human_age, human_duration, utcnow
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 if TYPE_CHECKING:
     from tui.service.api import BatchesAPI
 

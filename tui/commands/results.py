@@ -23,6 +23,9 @@ from tui.commands.formats import write_csv, write_jsonl, write_table
 from tui.core.models import BatchSnapshot
 from tui.core.results import KNOWN_TYPES, MALFORMED
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 if TYPE_CHECKING:
     from tui.service.results_store import ResultFilter
 

@@ -19,6 +19,8 @@ from tui.commands.common import (
 from tui.core.retry_plan import DEFAULT_INCLUDE, parse_include
 from tui.core.sanitize import safe_text
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
 
 def include_list(text: str) -> frozenset[str]:
     """An argparse type: ``expired,canceled,...`` checked by the retry planner."""

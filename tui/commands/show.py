@@ -29,6 +29,9 @@ from tui.core.sanitize import safe_text
 from tui.core.timefmt import human_age, human_duration, utcnow
 from tui.paths import locations
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 ERROR_GROUPS_SHOWN = 20
 
 

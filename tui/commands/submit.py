@@ -22,6 +22,9 @@ from tui.commands.common import (
 )
 from tui.commands.formats import message_text
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 if TYPE_CHECKING:
     from tui.service.actions import SubmitPreview
 

@@ -25,6 +25,9 @@ from tui.commands.common import (
 )
 from tui.service.audit import AuditLog
 
+PRELOAD = common.API_MODULES  # loaded as the process starts (tui.cli.entry)
+
+
 if TYPE_CHECKING:
     from tui.service.monitor import MonitorState
 
