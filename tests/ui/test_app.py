@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Static
 
 from tests.ui.harness import (
     SIZE,
@@ -135,6 +136,28 @@ async def test_degraded_then_recovered(empty: RunningEmulator) -> None:
         await refresh(pilot)
         assert app.monitor.state.degraded is None
         assert "DEGRADED" not in header_text(app)
+
+
+async def test_an_outage_before_the_first_list_is_retried_and_not_called_empty(
+    empty: RunningEmulator,
+) -> None:
+    set_faults(empty, "500=1")
+    try:
+        app = make_app(services_factory(empty))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.monitor_state.degraded is not None)
+            await pilot.pause()
+            screen = app.batches_screen
+            assert screen is not None
+            info = str(screen.query_one("#view-info", Static).render())
+            assert "not loaded yet" in info and "no batches" not in info
+            assert "DEGRADED" in header_text(app)
+            set_faults(empty, None)
+            empty.engine.clock.advance(120)  # past the retry time on the frozen clock
+            await until(pilot, lambda: app.monitor_state.synced)  # no key pressed
+            assert app.monitor_state.degraded is None
+    finally:
+        set_faults(empty, None)
 
 
 async def test_help_lists_the_screen_actions_with_ids(empty: RunningEmulator) -> None:

@@ -375,6 +375,8 @@ class BatchesScreen(Screen[None]):
         info.append(" batches", self._style("muted"))
         if not state.synced and not state.degraded:
             info.append("  ·  loading…", self._style("muted"))
+        elif not state.synced:  # the API has not answered the first list yet
+            info.append("  ·  not loaded yet: retrying (see above)", self._style("warning"))
         elif shown == 0:
             hint = ("no batches in this workspace yet" if total == 0
                     else "nothing matches — esc clears the filter, 1 shows all")
