@@ -82,12 +82,16 @@ def entry() -> int:
         else:
             for name in getattr(sys.modules[args.handler.__module__], "PRELOAD", ()):
                 importlib.import_module(name)
-    return main()
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    """Parse `argv` (default: the process's arguments) and run the command, in-process."""
+    return run(build_parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command (no command: the app); the exit code."""
     handler = args.handler
     if handler is None:
         from tui.ui.launch import run_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import inspect
@@ -25,7 +26,7 @@ class Loads:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.names: list[tuple[str, bool]] = []
         self.frozen = 0
-        self.ran: list[list[str]] = []
+        self.ran: list[argparse.Namespace] = []
         real_import = importlib.import_module
 
         def recording(name: str, package: str | None = None) -> ModuleType:
@@ -37,7 +38,7 @@ class Loads:
 
         monkeypatch.setattr(tui.cli.importlib, "import_module", recording)
         monkeypatch.setattr(startup.gc, "freeze", freeze)
-        monkeypatch.setattr(tui.cli, "main", lambda: self.ran.append(sys.argv[1:]) or 0)
+        monkeypatch.setattr(tui.cli, "run", lambda args: self.ran.append(args) or 0)
 
     def loaded(self, name: str) -> bool:
         return (name, False) in self.names
@@ -61,7 +62,10 @@ def test_entry_loads_what_the_command_needs_with_the_collector_off(
     assert gc.isenabled()
     assert tui.cli.entry() == 0
     assert gc.isenabled() and loads.frozen == 1
-    assert loads.ran == [argv]  # then main() runs the command, on the same arguments
+    # Then the command runs, on the arguments parsed once (the app: no handler).
+    (ran,) = loads.ran
+    assert ran == tui.cli.build_parser().parse_args(argv)
+    assert (ran.handler is None) == (argv == [])
     assert all(loads.loaded(name) for name in expected), loads.names
     assert not any(name in dict(loads.names) for name in not_expected), loads.names
 
